@@ -1,5 +1,21 @@
 import type { Command } from 'commander';
+import { uninstallTransparentProxy } from '../init/install.js';
+import { addTransparentProxyOptions, configFromCommand, output } from './transparent-proxy-options.js';
 
 export function registerUninstall(program: Command): void {
-  program.command('uninstall').description('uninstall transparent proxy (placeholder)');
+  const uninstall = program.command('uninstall').description('remove detour components');
+  addTransparentProxyOptions(
+    uninstall
+      .command('transparent-proxy')
+      .description('remove exactly what install added (every backend), leaving all other rules alone'),
+  ).action(async (options: Record<string, unknown>) => {
+    const config = configFromCommand(options);
+    const result = await uninstallTransparentProxy(config, output);
+    if (config.dryRun) return;
+    output.log(
+      result.changed
+        ? 'transparent proxy uninstalled'
+        : 'transparent proxy was not installed; nothing changed',
+    );
+  });
 }
