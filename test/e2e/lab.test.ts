@@ -230,6 +230,9 @@ describe('dual-stack lab', () => {
     expect(isRunning(bg.pid)).toBe(false);
     expect(readFileSync(logFile, 'utf8')).toContain('ready on 1234');
 
+    const bounded = l.spawn('net', ['sleep', '60'], { timeoutMs: 200 });
+    expect(await bounded.exited).toBeNull();
+
     const quick = l.spawn('net', ['sh', '-c', 'echo bye; exit 4']);
     await expect(quick.waitFor(/never/)).rejects.toThrow(/exited before printing/);
     expect(await quick.exited).toBe(4);

@@ -127,7 +127,10 @@ export async function runCommand(argv: readonly string[], opts: RunOptions = {})
   return result;
 }
 
-/** Starts argv in the background. stdout/stderr are collected (and appended to logFile if given). */
+/**
+ * Starts argv in the background. stdout/stderr are collected (and appended to logFile if given);
+ * with timeoutMs it is stopped after that long.
+ */
 export function spawnBackground(
   argv: readonly string[],
   opts: Omit<RunOptions, 'reject'> & { logFile?: string } = {},
@@ -224,6 +227,12 @@ export function spawnBackground(
       await exited;
     }
   };
+
+  if (opts.timeoutMs !== undefined) {
+    // A bounded background process: stopped when its time is up.
+    const limit = setTimeout(() => void stop(), opts.timeoutMs);
+    void exited.then(() => clearTimeout(limit));
+  }
 
   return { pid, output: () => output, waitFor, stop, exited };
 }
