@@ -34,6 +34,7 @@ function runContext(config: TransparentProxyConfig, output: Output): RunContext 
     maxRetries: config.retry.maxRetries,
     sleepBetweenRetriesMs: config.retry.sleepBetweenRetries,
     log: output.log,
+    unprivileged: !hasNetAdmin(),
   };
 }
 
@@ -59,6 +60,8 @@ function loopbackStep(present: boolean): Step {
 }
 
 function printPlan(plans: Plan[], loopback: Step[], output: Output): void {
+  if (!hasNetAdmin())
+    output.out('# not root: the current rules could not be read, so this is the plan from none\n');
   for (const plan of plans) {
     for (const script of plan.scripts) output.out(`# ${plan.backend}: ${script.label}\n${script.text}`);
   }

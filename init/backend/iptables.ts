@@ -61,13 +61,16 @@ export class IptablesBackend implements Backend {
   async available(): Promise<boolean> {
     const tools = await this.tools(4);
     if (!tools) return false;
-    return (await run(this.ctx, tools.save, [])).exitCode === 0;
+    return (
+      this.ctx.unprivileged || (await run({ ...this.ctx, verbose: false }, tools.save, [])).exitCode === 0
+    );
   }
 
   private async save(family: Family): Promise<string | undefined> {
     const tools = await this.tools(family);
     if (!tools) return undefined;
     const result = await run({ ...this.ctx, verbose: false }, tools.save, []);
+    if (result.exitCode !== 0 && this.ctx.unprivileged) return '';
     return result.exitCode === 0 ? result.stdout : undefined;
   }
 

@@ -20,7 +20,10 @@ export class NftablesBackend implements Backend {
 
   async available(): Promise<boolean> {
     if (!(await which('nft'))) return false;
-    return (await run({ ...this.ctx, verbose: false }, 'nft', ['list', 'tables'])).exitCode === 0;
+    return (
+      this.ctx.unprivileged ||
+      (await run({ ...this.ctx, verbose: false }, 'nft', ['list', 'tables'])).exitCode === 0
+    );
   }
 
   async hasAnyRules(): Promise<boolean> {

@@ -6,6 +6,8 @@ export interface RunContext {
   maxRetries: number;
   sleepBetweenRetriesMs: number;
   log: (line: string) => void;
+  /** no CAP_NET_ADMIN (only --dry-run gets this far): current rules cannot be read, plan from none */
+  unprivileged?: boolean;
 }
 
 export interface CommandResult {
