@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -341,8 +341,8 @@ describe('detour dataplane forwarding redirected connections', () => {
     for (const [dir, text] of [
       [site, 'detour-e2e-upstream'],
       [appSite, 'detour-e2e-app'],
-    ]) {
-      await execa('mkdir', ['-p', dir]);
+    ] as const) {
+      mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'index.html'), `${text}\n`);
     }
     // Not `python3 -m http.server`: its server_bind() does a reverse DNS lookup that hangs in here.
