@@ -79,9 +79,9 @@ function readPasswd(): string {
 /** The CLI's entry: returns once the dataplane is ready; SIGTERM/SIGINT close it and exit 0. */
 export async function runDataplane(config: DataplaneConfig): Promise<void> {
   const log = createLogger(config.logLevel);
+  const user = config.user === undefined ? undefined : resolveUser(config.user, readPasswd());
   loadAddon(); // fail fast, and while we may still read files only root can
-  if (config.user !== undefined) {
-    const user = resolveUser(config.user, readPasswd());
+  if (user) {
     dropPrivileges(user);
     log.info({ uid: user.uid, gid: user.gid, user: user.name }, 'running as user');
   }

@@ -4,7 +4,16 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -160,9 +169,28 @@ function curl(ns: Namespace, url: string, uid?: string) {
   return ns.exec(['curl', '-sS', '--http0.9', '--max-time', '8', url], uid);
 }
 
+/**
+ * True when a TypeScript source is newer than its compiled file, or the addon than its source. Building
+ * only then keeps this file from rewriting dist/ while other test files run the CLI from it.
+ */
+function buildIsStale(): boolean {
+  const mtime = (path: string) => (existsSync(path) ? statSync(path).mtimeMs : -1);
+  const sources = ['cmd', 'dataplane', 'dns', 'init', 'ebpf', 'k8s']
+    .filter((dir) => existsSync(join(REPO, dir)))
+    .flatMap((dir) =>
+      readdirSync(join(REPO, dir), { recursive: true, encoding: 'utf8' }).map((f) => join(dir, f)),
+    )
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('.d.ts'));
+  const stale = sources.some(
+    (f) => mtime(join(REPO, 'dist', f.replace(/\.ts$/, '.js'))) < mtime(join(REPO, f)),
+  );
+  const addon = mtime(join(REPO, 'build/original_dst.node'));
+  return stale || addon < mtime(join(REPO, 'dataplane/native/original_dst.cc'));
+}
+
 beforeAll(async () => {
-  // The e2e runs the compiled CLI and the built addon: build them from this tree first.
-  await execa('npm', ['run', '--silent', 'build'], { cwd: REPO });
+  // The e2e runs the compiled CLI and the built addon (`npm run build`); build them if out of date.
+  if (buildIsStale()) await execa('npm', ['run', '--silent', 'build'], { cwd: REPO });
   scratch = mkdtempSync(join(tmpdir(), 'dtdp-e2e-'));
 }, 180_000);
 
@@ -471,5 +499,75 @@ with Server((host, port), handler) as s:
     process.kill(dataplane.pid, 'SIGTERM');
     expect(await dataplane.exited).toBe(0);
     expect(dataplane.lines.some((l) => l.msg === 'shutting down')).toBe(true);
+  });
+});
+
+describe('detour dataplane: config file, passthrough off, a host without IPv6', () => {
+  let ns: Namespace;
+  let dataplane: Proc;
+
+  beforeAll(async () => {
+    ns = await Namespace.create('cfg');
+    await execa('ip', [
+      'netns',
+      'exec',
+      ns.name,
+      'sysctl',
+      '-qw',
+      'net.ipv6.conf.all.disable_ipv6=1',
+      'net.ipv6.conf.lo.disable_ipv6=1',
+    ]);
+    await ns.ip('link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1');
+    await ns.ip('link', 'set', 'v0', 'up');
+    await ns.ip('link', 'set', 'v1', 'up');
+    await ns.ip('addr', 'add', '198.51.100.1/24', 'dev', 'v0');
+    await ns.rules('iptables', [
+      [
+        '-t',
+        'nat',
+        '-A',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-m',
+        'owner',
+        '--uid-owner',
+        APP_UID,
+        '-j',
+        'REDIRECT',
+        '--to-ports',
+        '16001',
+      ],
+    ]);
+    const config = join(scratch, 'detour.yaml');
+    writeFileSync(
+      config,
+      'listeners:\n  outbound: { port: 16001 }\n  inbound: { enabled: true, port: 16006 }\npassthrough: false\n',
+    );
+    dataplane = ns.spawn(
+      [NODE, 'bin/detour.js', 'dataplane', '--config', config, '--no-inbound', '--user', DATAPLANE_UID],
+      REPO,
+    );
+    await dataplane.waitFor((l) => l.msg === 'ready', 'dataplane ready line');
+  }, 60_000);
+
+  test('file values apply, --no-inbound overrides the file, ::1 is skipped with a log line', () => {
+    expect(dataplane.lines.find((l) => l.msg === 'ready')).toMatchObject({
+      listeners: ['outbound 127.0.0.1:16001'],
+      passthrough: false,
+    });
+    expect(dataplane.lines.find((l) => l.msg === 'no IPv6 on this host; skipping listener')).toMatchObject({
+      listener: 'outbound [::1]:16001',
+    });
+  });
+
+  test('passthrough off: a redirected connection is refused with a log line', async () => {
+    const r = await curl(ns, 'http://198.51.100.7:80/', APP_UID);
+    expect(r.exitCode).not.toBe(0);
+    const refused = await dataplane.waitFor((l) => l.msg === 'connection refused', 'refusal line');
+    expect(refused).toMatchObject({
+      originalDestination: '198.51.100.7:80',
+      reason: 'passthrough disabled and not a destination',
+    });
   });
 });
