@@ -18,16 +18,11 @@ class ListenError extends Error {
   readonly exitCode = 1;
 }
 
-export async function startDataplane(
-  config: DataplaneConfig,
-  log: Logger,
-  ctxOverrides: Partial<ConnectionContext> = {},
-): Promise<Dataplane> {
+export async function startDataplane(config: DataplaneConfig, log: Logger): Promise<Dataplane> {
   const ctx: ConnectionContext = {
     log,
     passthrough: config.passthrough,
     connectTimeoutMs: config.connectTimeoutMs,
-    ...ctxOverrides,
   };
   const sockets = new Set<net.Socket>();
   const servers: net.Server[] = [];
