@@ -1,0 +1,78 @@
+// Connects to a connection's original destination and copies bytes both ways until both sides are done.
+import net from 'node:net';
+import type { Logger } from './logger.js';
+
+export interface Target {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+export interface ForwardOptions {
+  connectTimeoutMs: number;
+}
+
+function reasonOf(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  return e?.code ?? e?.message ?? String(error);
+}
+
+/**
+ * The client socket must come from a server with allowHalfOpen (and pauseOnConnect) so that a FIN from
+ * either side is passed on as a FIN, not as a full close. Any error on either side destroys both.
+ * Logs "upstream connect failed" or nothing while running, and one "connection closed" line at the end.
+ */
+export function forward(client: net.Socket, target: Target, options: ForwardOptions, log: Logger): void {
+  const started = Date.now();
+  const upstream = net.connect({
+    host: target.address,
+    port: target.port,
+    family: target.family,
+    allowHalfOpen: true,
+  });
+  let connected = false;
+  let error: string | undefined;
+
+  const destroyBoth = (reason: string) => {
+    error ??= reason;
+    upstream.destroy();
+    client.destroy();
+  };
+
+  upstream.setTimeout(options.connectTimeoutMs, () => {
+    upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+  });
+  upstream.once('connect', () => {
+    connected = true;
+    upstream.setTimeout(0);
+    upstream.setNoDelay(true);
+    client.setNoDelay(true);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  upstream.on('error', (err) => {
+    if (connected) return destroyBoth(`upstream: ${reasonOf(err)}`);
+    error ??= reasonOf(err);
+    log.warn({ reason: error, timeoutMs: options.connectTimeoutMs }, 'upstream connect failed');
+    // A reset is the closest the application gets to the refusal it would have seen without us.
+    if (!client.destroyed) client.resetAndDestroy();
+  });
+  client.on('error', (err) => destroyBoth(`client: ${reasonOf(err)}`));
+
+  let open = 2;
+  const onClose = () => {
+    if (--open > 0) return;
+    log.info(
+      {
+        bytesIn: client.bytesRead,
+        bytesOut: client.bytesWritten,
+        durationMs: Date.now() - started,
+        upstreamConnected: connected,
+        ...(error ? { error } : {}),
+      },
+      'connection closed',
+    );
+  };
+  upstream.once('close', onClose);
+  client.once('close', onClose);
+}
