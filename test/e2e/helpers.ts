@@ -28,7 +28,7 @@ export async function rulesSnapshot(lab: Lab): Promise<string> {
     const r = await lab.run('app', [tool], { reject: false });
     parts.push(`## ${tool}\n${normalizeDump(r.stdout)}`);
   }
-  const nft = await lab.run('app', ['nft', 'list', 'ruleset'], { reject: false });
+  const nft = await lab.run('app', ['nft', '--stateless', 'list', 'ruleset'], { reject: false });
   parts.push(`## nft list ruleset\n${nft.stdout.trim()}`);
   return parts.join('\n');
 }
@@ -72,21 +72,25 @@ export async function addForeignRules(lab: Lab, backend: string): Promise<void> 
 export async function startDnsmasq(
   lab: Lab,
   ns: 'app' | 'net',
-  opts: { listen: string[]; port: number; answer: string },
+  opts: { listen: string[]; port: number; answer: string; uid?: number },
 ): Promise<void> {
-  const bg = lab.spawn(ns, [
-    'dnsmasq',
-    '--keep-in-foreground',
-    '--no-resolv',
-    '--no-hosts',
-    '--bind-interfaces',
-    '--user=root',
-    `--pid-file=${join(lab.dir, `dnsmasq-${ns}-${opts.port}.pid`)}`,
-    `--port=${opts.port}`,
-    ...opts.listen.map((a) => `--listen-address=${a}`),
-    `--address=/example.test/${opts.answer}`,
-    '--log-facility=-',
-  ]);
+  const bg = lab.spawn(
+    ns,
+    [
+      'dnsmasq',
+      '--keep-in-foreground',
+      '--no-resolv',
+      '--no-hosts',
+      '--bind-interfaces',
+      ...(opts.uid === undefined ? ['--user=root'] : []),
+      '--pid-file',
+      `--port=${opts.port}`,
+      ...opts.listen.map((a) => `--listen-address=${a}`),
+      `--address=/example.test/${opts.answer}`,
+      '--log-facility=-',
+    ],
+    { uid: opts.uid },
+  );
   // dnsmasq is up when it answers.
   for (let i = 0; i < 50; i++) {
     const r = await lab.run(

@@ -31,8 +31,7 @@ describe.each(BACKENDS)('transparent proxy with backend %s', (backend) => {
   const dataplaneLines = (needle: string) =>
     (dataplane?.output() ?? '')
       .split('\n')
-      .filter((l) => l.includes('"outbound connection"') || l.includes('originalDestination'))
-      .filter((l) => l.includes(needle));
+      .filter((l) => l.includes('"msg":"outbound connection"') && l.includes(needle));
 
   beforeAll(async () => {
     cleanupStaleLabs();
@@ -46,7 +45,13 @@ describe.each(BACKENDS)('transparent proxy with backend %s', (backend) => {
       port: 53,
       answer: '203.0.113.1',
     });
-    await startDnsmasq(lab, 'app', { listen: ['127.0.0.1', '::1'], port: 15053, answer: '203.0.113.2' });
+    // As the dataplane UID, like the real DNS server: the conntrack zone rules key on it.
+    await startDnsmasq(lab, 'app', {
+      listen: ['127.0.0.1', '::1'],
+      port: 15053,
+      answer: '203.0.113.2',
+      uid: DATAPLANE_UID,
+    });
     await addForeignRules(lab, backend);
     before = await rulesSnapshot(lab);
   }, 120000);
