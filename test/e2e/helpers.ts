@@ -114,3 +114,18 @@ export async function startDnsmasq(
   }
   throw new Error(`dnsmasq in ${ns} on port ${opts.port} did not come up: ${bg.output()}`);
 }
+
+/**
+ * iptables cannot unload a table once something used it in a namespace, so a table with no rules,
+ * no chains of its own and ACCEPT policies is dropped from a snapshot: it is the same as no table.
+ */
+export function dropEmptyTables(snapshot: string): string {
+  const iptablesBlock = /^\*(\w+)\n((?::[A-Z]+ ACCEPT \[0:0\]\n)*)COMMIT\n?/gm;
+  const nftBlock =
+    /^table ip6? \w+ \{\n(?:\tchain [A-Z]+ \{\n\t\ttype [^\n]*policy accept;\n\t\}\n\n?)*\}\n?/gm;
+  return snapshot
+    .replace(iptablesBlock, '')
+    .replace(nftBlock, '')
+    .replace(/\n{2,}/g, '\n')
+    .trim();
+}
