@@ -184,6 +184,17 @@ describe('install lifecycle', () => {
       expect(saved).toContain(line);
   });
 
+  test('install --validate proves the rules right after applying them', async () => {
+    const result = await detour(['install', 'transparent-proxy', '--backend=iptables-legacy', '--validate']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toMatch(
+      /validation passed: IPv4: a connection to 192\.0\.2\.254:\d+ landed on port 15001/,
+    );
+    expect(result.stderr).toMatch(
+      /validation passed: IPv6: a connection to \[2001:db8::fe\]:\d+ landed on port 15001/,
+    );
+  });
+
   test('--verbose shows the commands run', async () => {
     const result = await detour(['install', 'transparent-proxy', '--backend=nftables', '--verbose']);
     expect(result.exitCode).toBe(0);
