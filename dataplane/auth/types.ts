@@ -1,0 +1,40 @@
+// What authenticating a request to a destination yields: headers to add, and/or TLS client
+// credentials for the upstream connection.
+import type { Destination } from '../destinations/types.js';
+
+export interface TlsClientCredentials {
+  pfx?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  passphrase?: string;
+}
+
+export interface AuthResult {
+  /** e.g. [['authorization', 'Bearer ...']]; replaces any header of the same name from the app */
+  headers: [string, string][];
+  tls?: TlsClientCredentials;
+}
+
+export interface AuthenticateOptions {
+  /** the upstream rejected the cached token with 401: fetch a new one (once) */
+  forceRefresh?: boolean;
+}
+
+export interface Authenticator {
+  authenticate(destination: Destination, options?: AuthenticateOptions): Promise<AuthResult>;
+}
+
+/**
+ * The token service failed or answered without a usable token. The HTTP layer turns it into a 502
+ * with `x-error-origin: Token Service` (SAP transparent proxy semantics). The message never contains
+ * a secret (no client secret, password or token).
+ */
+export class TokenServiceError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'TokenServiceError';
+  }
+}
