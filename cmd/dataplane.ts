@@ -1,6 +1,8 @@
 // `detour dataplane`: parse options, build the config, hand over to dataplane/main.ts.
 import type { Command } from 'commander';
 import {
+  ConfigError,
+  configDir,
   type FlagValues,
   loadConfigFile,
   parseLogLevelFlag,
@@ -18,6 +20,10 @@ interface Options {
   user?: string;
   logLevel?: string;
   connectTimeout?: string;
+  destinations?: string[];
+  dnsPort?: string;
+  adminPort?: string;
+  passthrough?: string;
 }
 
 // Only flags given on the command line count: commander's implicit `inbound: true` from --no-inbound
@@ -32,8 +38,20 @@ function flagValues(opts: Options, fromCli: (key: keyof Options) => boolean): Fl
   if (opts.logLevel !== undefined) flags.logLevel = parseLogLevelFlag(opts.logLevel);
   if (opts.connectTimeout !== undefined)
     flags.connectTimeoutMs = parseTimeoutFlag('--connect-timeout', opts.connectTimeout);
+  if (opts.destinations?.length) flags.destinationFiles = opts.destinations;
+  if (opts.dnsPort !== undefined) flags.dnsPort = parsePortFlag('--dns-port', opts.dnsPort);
+  if (opts.adminPort !== undefined) flags.adminPort = parsePortFlag('--admin-port', opts.adminPort);
+  if (opts.passthrough !== undefined) flags.passthrough = parseBooleanFlag('--passthrough', opts.passthrough);
   return flags;
 }
+
+function parseBooleanFlag(flag: string, value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new ConfigError(`${flag}: expected true or false, got "${value}"`);
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function registerDataplane(program: Command): void {
   program
@@ -46,9 +64,18 @@ export function registerDataplane(program: Command): void {
     .option('--user <name|uid>', 'when started as root, drop to this user before listening')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
     .option('--connect-timeout <ms>', 'upstream connect timeout in milliseconds (default 10000)')
+    .option(
+      '--destinations <file>',
+      'destinations file, YAML or JSON (repeatable; reloaded on change)',
+      collect,
+    )
+    .option('--dns-port <port>', 'embedded DNS port on 127.0.0.1 and ::1 (default 15053)')
+    .option('--admin-port <port>', 'admin server port on 127.0.0.1 (default 9901)')
+    .option('--passthrough <bool>', 'forward traffic that is not for a destination (default true)')
     .action(async (opts: Options, command: Command) => {
       const flags = flagValues(opts, (key) => command.getOptionValueSource(key) === 'cli');
       const file = opts.config === undefined ? undefined : loadConfigFile(opts.config);
-      await runDataplane(resolveConfig(file, flags));
+      const dir = opts.config === undefined ? '.' : configDir(opts.config);
+      await runDataplane(resolveConfig(file, flags, dir));
     });
 }

@@ -1,14 +1,30 @@
 // The dataplane's configuration: the detour.yaml schema (the part the dataplane reads so far), flag
 // parsing, and precedence defaults < config file < flags. Everything here is pure except loadConfigFile.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export interface DnsConfig {
+  port: number;
+  /** TTL of answers for destination names, seconds */
+  ttl: number;
+  vip: { ipv4: string; ipv6: string };
+  /** the ORIGINAL resolv.conf: its nameservers are the upstreams, its search list the suffixes */
+  upstream: { resolvConf: string; servers?: string[] };
+  /** Kubernetes: also answer <name>.<namespace>[.svc[.cluster.local]] */
+  kubernetesNamespace?: string;
+}
+
 export interface DataplaneConfig {
   listeners: { outbound: { port: number }; inbound: { enabled: boolean; port: number } };
+  dns: DnsConfig;
+  admin: { address: string; port: number };
+  destinations: { files: string[]; env?: string };
   /** false: refuse traffic that is not for a destination (today: all traffic). */
   passthrough: boolean;
   /** Drop to this user (name or uid) before listening; only from --user. */
@@ -19,6 +35,14 @@ export interface DataplaneConfig {
 
 export const DEFAULTS: DataplaneConfig = {
   listeners: { outbound: { port: 15001 }, inbound: { enabled: true, port: 15006 } },
+  dns: {
+    port: 15053,
+    ttl: 30,
+    vip: { ipv4: '240.240.0.0/16', ipv6: '2001:2:0:240::/64' },
+    upstream: { resolvConf: '/etc/resolv.conf' },
+  },
+  admin: { address: '127.0.0.1', port: 9901 },
+  destinations: { files: [], env: 'destinations' },
   passthrough: true,
   logLevel: 'info',
   connectTimeoutMs: 10_000,
@@ -46,10 +70,54 @@ const fileSchema = z.strictObject(
       )
       .nullish(),
     passthrough: bool.optional(),
-    // Parts of the DESIGN.md contract that other dataplane modules will own; accepted, not read yet.
-    dns: z.unknown().optional(),
-    admin: z.unknown().optional(),
-    destinations: z.unknown().optional(),
+    dns: z
+      .strictObject(
+        {
+          port: port.optional(),
+          ttl: z.int({ error: 'expected whole seconds' }).min(0).max(86400).optional(),
+          vip: z
+            .strictObject({ ipv4: z.string().optional(), ipv6: z.string().optional() }, mapping)
+            .nullish(),
+          upstream: z
+            .strictObject(
+              {
+                resolvConf: z.string().min(1).optional(),
+                servers: z
+                  .array(z.string().refine((s) => isIP(s) !== 0, 'expected an IP address'))
+                  .optional(),
+              },
+              mapping,
+            )
+            .nullish(),
+          kubernetesNamespace: z.string().optional(),
+        },
+        mapping,
+      )
+      .nullish(),
+    admin: z
+      .strictObject(
+        {
+          address: z
+            .string()
+            .refine((s) => isIP(s) !== 0, 'expected an IP address')
+            .optional(),
+          port: port.optional(),
+        },
+        mapping,
+      )
+      .nullish(),
+    destinations: z
+      .strictObject(
+        {
+          files: z.array(z.string().min(1)).optional(),
+          env: z.string().min(1).optional(),
+          // The SAP Destination service source arrives with a later issue.
+          destinationService: z.unknown().optional(),
+        },
+        mapping,
+      )
+      .nullish(),
+    // Parts of the DESIGN.md contract that later issues will own; accepted, not read yet.
     connectivityProxy: z.unknown().optional(),
     tenantMode: z.unknown().optional(),
   },
@@ -65,6 +133,10 @@ export interface FlagValues {
   user?: string;
   logLevel?: LogLevel;
   connectTimeoutMs?: number;
+  destinationFiles?: string[];
+  dnsPort?: number;
+  adminPort?: number;
+  passthrough?: boolean;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -119,9 +191,15 @@ export function parseTimeoutFlag(flag: string, value: string): number {
 }
 
 /** defaults < config file < flags. */
-export function resolveConfig(file: FileConfig | undefined, flags: FlagValues): DataplaneConfig {
+export function resolveConfig(
+  file: FileConfig | undefined,
+  flags: FlagValues,
+  fileDir = '.',
+): DataplaneConfig {
   const out = file?.listeners?.outbound;
   const inb = file?.listeners?.inbound;
+  const dns = file?.dns;
+  const d = DEFAULTS.dns;
   const config: DataplaneConfig = {
     listeners: {
       outbound: { port: flags.outboundPort ?? out?.port ?? DEFAULTS.listeners.outbound.port },
@@ -130,7 +208,29 @@ export function resolveConfig(file: FileConfig | undefined, flags: FlagValues): 
         port: flags.inboundPort ?? inb?.port ?? DEFAULTS.listeners.inbound.port,
       },
     },
-    passthrough: file?.passthrough ?? DEFAULTS.passthrough,
+    dns: {
+      port: flags.dnsPort ?? dns?.port ?? d.port,
+      ttl: dns?.ttl ?? d.ttl,
+      vip: { ipv4: dns?.vip?.ipv4 ?? d.vip.ipv4, ipv6: dns?.vip?.ipv6 ?? d.vip.ipv6 },
+      upstream: {
+        resolvConf: dns?.upstream?.resolvConf ?? d.upstream.resolvConf,
+        ...(dns?.upstream?.servers ? { servers: dns.upstream.servers } : {}),
+      },
+      ...(dns?.kubernetesNamespace ? { kubernetesNamespace: dns.kubernetesNamespace } : {}),
+    },
+    admin: {
+      address: file?.admin?.address ?? DEFAULTS.admin.address,
+      port: flags.adminPort ?? file?.admin?.port ?? DEFAULTS.admin.port,
+    },
+    destinations: {
+      // Files named in detour.yaml are relative to it; --destinations to the working directory.
+      files: [
+        ...(file?.destinations?.files ?? []).map((f) => resolve(fileDir, f)),
+        ...(flags.destinationFiles ?? []).map((f) => resolve(f)),
+      ],
+      env: file?.destinations?.env ?? DEFAULTS.destinations.env,
+    },
+    passthrough: flags.passthrough ?? file?.passthrough ?? DEFAULTS.passthrough,
     logLevel: flags.logLevel ?? DEFAULTS.logLevel,
     connectTimeoutMs: flags.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
   };
@@ -143,7 +243,21 @@ function validateResolved(config: DataplaneConfig): DataplaneConfig {
   if (inbound.enabled && inbound.port === outbound.port) {
     throw new ConfigError(`listeners: outbound and inbound port are both ${outbound.port}; they must differ`);
   }
+  const loopbackPorts: [string, number][] = [
+    ['listeners.outbound.port', outbound.port],
+    ['dns.port', config.dns.port],
+  ];
+  if (loopbackPorts[0]![1] === loopbackPorts[1]![1]) {
+    throw new ConfigError(
+      `dns.port and listeners.outbound.port are both ${config.dns.port}; they must differ`,
+    );
+  }
   return config;
+}
+
+/** The folder of a config file, against which the relative paths inside it are resolved. */
+export function configDir(path: string): string {
+  return dirname(resolve(path));
 }
 
 function firstLine(error: unknown): string {

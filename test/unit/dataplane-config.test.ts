@@ -100,6 +100,14 @@ describe('resolveConfig: defaults < config file < flags', () => {
   test('defaults', () => {
     expect(resolveConfig(undefined, {})).toEqual({
       listeners: { outbound: { port: 15001 }, inbound: { enabled: true, port: 15006 } },
+      dns: {
+        port: 15053,
+        ttl: 30,
+        vip: { ipv4: '240.240.0.0/16', ipv6: '2001:2:0:240::/64' },
+        upstream: { resolvConf: '/etc/resolv.conf' },
+      },
+      admin: { address: '127.0.0.1', port: 9901 },
+      destinations: { files: [], env: 'destinations' },
       passthrough: true,
       logLevel: 'info',
       connectTimeoutMs: 10000,
@@ -122,7 +130,7 @@ describe('resolveConfig: defaults < config file < flags', () => {
       logLevel: 'debug',
       connectTimeoutMs: 500,
     });
-    expect(config).toEqual({
+    expect(config).toMatchObject({
       listeners: { outbound: { port: 17001 }, inbound: { enabled: true, port: 17006 } },
       passthrough: false,
       user: '5678',
@@ -169,6 +177,47 @@ describe('flag parsers', () => {
     expect(parseTimeoutFlag('--connect-timeout', '250')).toBe(250);
     expect(errorOf(() => parseTimeoutFlag('--connect-timeout', '0')).message).toBe(
       '--connect-timeout: expected a positive integer (ms), got "0"',
+    );
+  });
+});
+
+describe('dns, admin and destinations sections', () => {
+  test('file values, relative destination files resolved against the config folder, flags on top', () => {
+    const file = parseConfigText(
+      [
+        'dns: { port: 16053, ttl: 10, vip: { ipv4: 240.241.0.0/16 }, upstream: { servers: [198.51.100.53] } }',
+        'admin: { port: 19901 }',
+        'destinations: { files: [dest.yaml], env: MY_DESTINATIONS }',
+      ].join('\n'),
+      'detour.yaml',
+    );
+    const config = resolveConfig(file, { destinationFiles: ['extra.json'], adminPort: 19902 }, '/etc/detour');
+    expect(config.dns).toEqual({
+      port: 16053,
+      ttl: 10,
+      vip: { ipv4: '240.241.0.0/16', ipv6: '2001:2:0:240::/64' },
+      upstream: { resolvConf: '/etc/resolv.conf', servers: ['198.51.100.53'] },
+    });
+    expect(config.admin).toEqual({ address: '127.0.0.1', port: 19902 });
+    expect(config.destinations.files).toEqual(['/etc/detour/dest.yaml', `${process.cwd()}/extra.json`]);
+    expect(config.destinations.env).toBe('MY_DESTINATIONS');
+  });
+
+  test.each([
+    ['dns: { port: 0 }', 'detour.yaml: dns.port: expected an integer 1-65535'],
+    [
+      'dns: { upstream: { servers: [not-an-ip] } }',
+      'detour.yaml: dns.upstream.servers.0: expected an IP address',
+    ],
+    ['admin: { address: everywhere }', 'detour.yaml: admin.address: expected an IP address'],
+    ['destinations: { file: x.yaml }', 'detour.yaml: destinations: unknown key "file"'],
+  ])('%s', (text, message) => {
+    expect(() => parseConfigText(text, 'detour.yaml')).toThrow(message);
+  });
+
+  test('the DNS port must differ from the outbound port', () => {
+    expect(() => resolveConfig(undefined, { dnsPort: 15001 })).toThrow(
+      'dns.port and listeners.outbound.port are both 15001; they must differ',
     );
   });
 });
