@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand, spawnBackground, type Background, type RunOptions, type RunResult } from './exec.js';
 import { labNames } from './names.js';
-import { startNginx, type HttpServer } from './nginx.js';
+import { startNginx, type HttpServer, type NginxTls } from './nginx.js';
 import { ADDRESSES, initialResolvConf, setupCommands, type LabAddresses, type LabStep } from './topology.js';
 import { ETC_NETNS, listNamespaces, teardownSync, track, untrack, type LabResources } from './teardown.js';
 
 export type { Background, RunOptions, RunResult } from './exec.js';
 export { CommandError } from './exec.js';
-export type { HttpServer } from './nginx.js';
+export type { HttpServer, NginxTls } from './nginx.js';
 export { ADDRESSES, LAB_STEPS, type LabAddresses, type LabStep } from './topology.js';
 export { cleanupStaleLabs, liveLabIds } from './teardown.js';
 
@@ -39,7 +39,7 @@ export interface Lab {
    * nginx in `net` on serverV4, server2V4 and [serverV6] (if ipv6). Port 80 by default (8080, 8081,
    * ... for further servers). Responds 200 "<body> from <server addr>:<port> to <client addr>\n".
    */
-  startHttpServer(opts?: { port?: number; body?: string }): Promise<HttpServer>;
+  startHttpServer(opts?: { port?: number; body?: string; tls?: NginxTls }): Promise<HttpServer>;
   /** Replaces /etc/netns/<app>/resolv.conf (what commands run in `app` see as /etc/resolv.conf). */
   writeResolvConf(lines: string[]): Promise<void>;
   destroy(): Promise<void>;
@@ -197,7 +197,13 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
       const addresses = [addr.serverV4, addr.server2V4, ...(ipv6 ? [addr.serverV6] : [])];
       try {
         const server = await startNginx(
-          { dir: join(dir, `nginx-${p}`), addresses, port: p, body: httpOpts.body ?? 'hello' },
+          {
+            dir: join(dir, `nginx-${p}`),
+            addresses,
+            port: p,
+            body: httpOpts.body ?? 'hello',
+            ...(httpOpts.tls ? { tls: httpOpts.tls } : {}),
+          },
           (argv, logFile) => lab.spawn('net', argv, { logFile }),
           async () => (await lab.run('net', ['ss', '-Hltnp'])).stdout,
         );

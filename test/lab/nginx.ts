@@ -19,6 +19,14 @@ export interface NginxOptions {
   addresses: string[];
   port: number;
   body: string;
+  /** HTTPS with this server certificate; `clientCa` set → a client certificate signed by it is required */
+  tls?: NginxTls;
+}
+
+export interface NginxTls {
+  cert: string;
+  key: string;
+  clientCa?: string;
 }
 
 const SAFE_BODY = /^[A-Za-z0-9 _.,:;/+=@%-]*$/;
@@ -35,7 +43,18 @@ export function nginxConfig(opts: NginxOptions): string {
       `startHttpServer: body ${JSON.stringify(opts.body)} may only contain ${SAFE_BODY.source}`,
     );
   const d = (name: string): string => join(opts.dir, name);
-  const listen = opts.addresses.map((a) => `    listen ${hostPort(a, opts.port)};`).join('\n');
+  const ssl = opts.tls ? ' ssl' : '';
+  const listen = opts.addresses.map((a) => `    listen ${hostPort(a, opts.port)}${ssl};`).join('\n');
+  const tls = opts.tls
+    ? [
+        `    ssl_certificate ${opts.tls.cert};`,
+        `    ssl_certificate_key ${opts.tls.key};`,
+        ...(opts.tls.clientCa
+          ? [`    ssl_client_certificate ${opts.tls.clientCa};`, '    ssl_verify_client on;']
+          : []),
+      ].join('\n') + '\n'
+    : '';
+  const client = opts.tls?.clientCa ? ' client $ssl_client_s_dn' : '';
   return `daemon off;
 master_process on;
 worker_processes 1;
@@ -44,7 +63,7 @@ error_log stderr warn;
 events { worker_connections 512; }
 http {
   default_type text/plain;
-  log_format lab '$remote_addr:$remote_port -> $server_addr:$server_port "$request" $status host="$http_host" auth="$http_authorization" ua="$http_user_agent"';
+  log_format lab '$remote_addr:$remote_port -> $server_addr:$server_port "$request" $status host="$http_host" auth="$http_authorization" ua="$http_user_agent" client="$ssl_client_s_dn"';
   access_log ${d('access.log')} lab;
   client_body_temp_path ${d('body')};
   proxy_temp_path ${d('proxy')};
@@ -53,8 +72,8 @@ http {
   uwsgi_temp_path ${d('uwsgi')};
   server {
 ${listen}
-    location / {
-      return 200 "${opts.body} from $server_addr:$server_port to $remote_addr\\n";
+${tls}    location / {
+      return 200 "${opts.body} from $server_addr:$server_port to $remote_addr${client}\\n";
     }
   }
 }
