@@ -4,6 +4,7 @@ import { formatEndpoint } from './endpoint.js';
 import { forward } from './forward.js';
 import type { Logger } from './logger.js';
 import { type OriginalDestination, originalDestination } from './original-destination.js';
+import type { Route } from './router.js';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -12,6 +13,10 @@ export interface ConnectionContext {
   passthrough: boolean;
   connectTimeoutMs: number;
   lookup?: (socket: net.Socket) => OriginalDestination;
+  /** destinations: handles the connection and returns its route, or undefined when it is no destination */
+  route?: (socket: net.Socket, address: string, log: Logger) => Route;
+  /** counts connections by route (destination, passthrough, refused, not-redirected, unknown-vip) */
+  count?: (direction: Direction, route: string) => void;
 }
 
 function lookupSafely(ctx: ConnectionContext, client: net.Socket): OriginalDestination {
@@ -39,11 +44,20 @@ export function handleConnection(
       { reason: dst.reason, listener: formatEndpoint(client.localAddress, client.localPort) },
       'connection not redirected; closing',
     );
+    ctx.count?.(direction, 'not-redirected');
     client.destroy();
     return;
   }
   const originalDestination = formatEndpoint(dst.address, dst.port);
+  if (direction === 'outbound' && ctx.route) {
+    const route = ctx.route(client, dst.address, log.child({ originalDestination }));
+    if (route) {
+      ctx.count?.(direction, route.kind);
+      return;
+    }
+  }
   if (!ctx.passthrough) {
+    ctx.count?.(direction, 'refused');
     log.warn(
       { originalDestination, reason: 'passthrough disabled and not a destination' },
       'connection refused',
@@ -51,6 +65,7 @@ export function handleConnection(
     client.destroy();
     return;
   }
+  ctx.count?.(direction, 'passthrough');
   const connLog = log.child({ originalDestination });
   connLog.info(`${direction} connection`);
   forward(client, dst, { connectTimeoutMs: ctx.connectTimeoutMs }, connLog);
