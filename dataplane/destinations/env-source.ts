@@ -1,7 +1,7 @@
 // Destinations from an environment variable holding a JSON list (SAP Cloud SDK convention: the variable
 // `destinations`). Entries may use SAP property names or the SDK's camelCase fields. Read once at start.
 import { readFileSync } from 'node:fs';
-import { DestinationError } from './errors.js';
+import { DestinationError, describeJsonError } from './errors.js';
 import { destinationList, notAList, parseDestinations, type ParseResult } from './parse.js';
 
 export const DEFAULT_ENV_VAR = 'destinations';
@@ -33,13 +33,12 @@ export function destinationsFromEnv(
   try {
     data = JSON.parse(value);
   } catch (error) {
-    const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((error as Error).message)?.[0];
     return {
       destinations: [],
       errors: [
         new DestinationError(
           source,
-          `not valid JSON${where ? ` (${where})` : ''}; expected a JSON list of destinations (the value is not shown: it may hold secrets)`,
+          `not valid JSON (${describeJsonError(error)}); expected a JSON list of destinations (the value is not shown: it may hold secrets)`,
         ),
       ],
     };

@@ -42,3 +42,14 @@ export function quote(value: string, max = 80): string {
   const cut = value.length > max ? `${value.slice(0, max)}...` : value;
   return JSON.stringify(cut);
 }
+
+/**
+ * What is wrong with a JSON text, without quoting it: JSON.parse quotes the input in some messages
+ * (`Unexpected token 'x', "sekret..." is not valid JSON`), and the input may hold secrets.
+ */
+export function describeJsonError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (message.includes('Unexpected end of JSON input')) return 'the text ends too early';
+  if (message.startsWith('Unexpected token')) return 'unexpected character';
+  return message.includes('"') ? 'syntax error' : message;
+}

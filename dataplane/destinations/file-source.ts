@@ -16,7 +16,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { Logger } from '../logger.js';
-import { DestinationError } from './errors.js';
+import { DestinationError, describeJsonError } from './errors.js';
 import { destinationList, notAList, parseDestinations } from './parse.js';
 import type { Destination } from './types.js';
 
@@ -43,12 +43,10 @@ export interface DestinationsFileWatcher {
 export const DEFAULT_DEBOUNCE_MS = 100;
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
 
-/** The part of a YAML / JSON parser message before it quotes the offending line (which may hold a secret). */
-function parserReason(error: unknown): string {
+/** The part of a YAML parser message before it quotes the offending line (which may hold a secret). */
+function yamlReason(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  const reason = (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '');
-  // JSON.parse quotes the input in some messages (`Unexpected token 'x', "sekret" is not valid JSON`)
-  return reason.includes('"') ? 'syntax error' : reason;
+  return (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '');
 }
 
 /**
@@ -62,11 +60,7 @@ export function parseDestinationsText(text: string, source: string): unknown | D
     try {
       return JSON.parse(text) as unknown;
     } catch (error) {
-      const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((error as Error).message)?.[0];
-      return new DestinationError(
-        source,
-        `not valid JSON: ${parserReason(error)}${where ? ` ${where}` : ''}`,
-      );
+      return new DestinationError(source, `not valid JSON: ${describeJsonError(error)}`);
     }
   }
   try {
@@ -77,7 +71,7 @@ export function parseDestinationsText(text: string, source: string): unknown | D
   } catch (error) {
     const pos = (error as { linePos?: [{ line: number; col: number }] }).linePos?.[0];
     const where = pos ? ` (line ${pos.line}, column ${pos.col})` : '';
-    return new DestinationError(source, `not valid YAML: ${parserReason(error)}${where}`);
+    return new DestinationError(source, `not valid YAML: ${yamlReason(error)}${where}`);
   }
 }
 
