@@ -6,6 +6,7 @@
 import path from 'node:path';
 import tls from 'node:tls';
 import type { Destination, KeyStore } from '../destinations/types.js';
+import { errorText } from './error-text.js';
 import { isPrivateKeyLabel, splitPem } from './pem.js';
 import { AuthConfigError, type TlsClientCredentials } from './types.js';
 
@@ -43,8 +44,10 @@ export function keyStoreCredentials(destination: Destination): TlsClientCredenti
     const certs = blocks.filter((b) => b.label === 'CERTIFICATE');
     const key = blocks.find((b) => isPrivateKeyLabel(b.label));
     if (certs.length === 0 || !key) {
-      const missing = certs.length === 0 ? 'a CERTIFICATE block' : 'a PRIVATE KEY block';
-      throw new AuthConfigError(`${where}: ${store} has no ${missing}; a PEM key store needs both`);
+      const missing = certs.length === 0 ? 'CERTIFICATE' : 'PRIVATE KEY';
+      throw new AuthConfigError(
+        `${where}: ${store} has no ${missing} block; a PEM key store needs the certificate and its private key`,
+      );
     }
     credentials = {
       cert: Buffer.from(certs.map((b) => b.text).join('')),
@@ -61,7 +64,7 @@ export function keyStoreCredentials(destination: Destination): TlsClientCredenti
 }
 
 function describeTlsError(error: unknown, credentials: TlsClientCredentials): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   const hint =
     /mac verify failure|bad decrypt|bad password/i.test(message) ||
     (credentials.passphrase === undefined && /PEM_read_bio|PKCS12|decrypt/i.test(message))

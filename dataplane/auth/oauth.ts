@@ -7,6 +7,7 @@
 import crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { errorCode, errorText } from './error-text.js';
 import type { Destination } from '../destinations/types.js';
 import {
   type CacheOutcome,
@@ -89,7 +90,7 @@ export class OAuthTokens {
         : {}),
       onStale: (key, error) =>
         options.logger.warn(
-          { destination: destinationOfKey(key), err: error instanceof Error ? error.message : String(error) },
+          { destination: destinationOfKey(key), err: errorText(error) },
           'token refresh failed; serving the cached token until it expires',
         ),
     });
@@ -104,8 +105,10 @@ export class OAuthTokens {
       ...(rejectedToken !== undefined ? { rejectedToken } : {}),
     });
     const event: CacheEvent = { destination: destination.name, outcome };
-    if (outcome === 'hit' || outcome === 'stale') this.options.metrics?.onCacheHit?.(event);
-    else this.options.metrics?.onCacheMiss?.(event);
+    const metrics = this.options.metrics;
+    safely(() =>
+      outcome === 'hit' || outcome === 'stale' ? metrics?.onCacheHit?.(event) : metrics?.onCacheMiss?.(event),
+    );
     return token.value;
   }
 
@@ -196,7 +199,7 @@ export class OAuthTokens {
       const failure =
         error instanceof TokenServiceError
           ? error
-          : new TokenServiceError(`${tokenErrorPrefix(ctx)} failed: ${scrub(describe(error), ctx.secrets)}`);
+          : new TokenServiceError(`${tokenErrorPrefix(ctx)} failed: ${scrub(errorText(error), ctx.secrets)}`);
       logger.warn(
         { ...log, status: failure.status, err: failure.message, durationMs: Math.round(durationMs) },
         'token fetch failed',
@@ -255,7 +258,7 @@ function transportError(
 ): TokenServiceError {
   const prefix = tokenErrorPrefix(ctx);
   const code = errorCode(error);
-  const detail = scrub(describe(error), ctx.secrets);
+  const detail = scrub(errorText(error), ctx.secrets);
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new TokenServiceError(`${prefix} unreachable: no connection within ${connectTimeoutMs} ms`);
   }
@@ -271,24 +274,6 @@ function transportError(
     );
   }
   return new TokenServiceError(`${prefix} request failed: ${code ? `${code} ` : ''}(${detail})`);
-}
-
-/** The code of an error or of its cause (undici wraps socket errors). */
-function errorCode(error: unknown): string | undefined {
-  const codes: string[] = [];
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (typeof code === 'string') codes.push(code);
-  }
-  return codes.find((c) => c !== 'UND_ERR_SOCKET') ?? codes[0];
-}
-
-function describe(error: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
-    if (e.message && !parts.includes(e.message)) parts.push(e.message);
-  }
-  return parts.length > 0 ? parts.join(': ').slice(0, 300) : String(error).slice(0, 300);
 }
 
 function positive(value: number, fallback: number): number {

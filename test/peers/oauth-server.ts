@@ -197,10 +197,7 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
     }
     if (path === tokenPath && req.method === 'POST') {
       requests++;
-      if (delayMs > 0) {
-        setTimeout(() => callback(req, res), delayMs);
-        return;
-      }
+      if (delayMs > 0) delayResponse(res, delayMs);
     }
     callback(req, res);
   });
@@ -234,6 +231,16 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
         server.closeAllConnections();
       }),
   };
+}
+
+/** Holds the finished response back for `ms` (headers and body are sent together by res.end). */
+function delayResponse(res: http.ServerResponse, ms: number): void {
+  const end = res.end.bind(res) as (...args: unknown[]) => http.ServerResponse;
+  res.end = ((...args: unknown[]) => {
+    const timer = setTimeout(() => end(...args), ms);
+    res.once('close', () => clearTimeout(timer));
+    return res;
+  }) as typeof res.end;
 }
 
 function signingKey(): crypto.JsonWebKey {
