@@ -18,6 +18,12 @@ export interface AuthResult {
 export interface AuthenticateOptions {
   /** the upstream rejected the cached token with 401: fetch a new one (once) */
   forceRefresh?: boolean;
+  /**
+   * With forceRefresh: the AuthResult whose token the upstream rejected. When the cache already holds
+   * a different (newer) token, that one is returned without a fetch, so many requests rejected with
+   * the same stale token cause one refetch, not one each.
+   */
+  rejected?: AuthResult;
 }
 
 export interface Authenticator {
@@ -36,5 +42,17 @@ export class TokenServiceError extends Error {
   ) {
     super(message);
     this.name = 'TokenServiceError';
+  }
+}
+
+/**
+ * The destination's authentication settings cannot be used (a required property is missing, the key
+ * store cannot be read or its password is wrong). The HTTP layer answers 502 like for an invalid
+ * destination. The message names the destination and the property, never a secret.
+ */
+export class AuthConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthConfigError';
   }
 }
