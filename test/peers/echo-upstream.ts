@@ -24,6 +24,8 @@ export interface RecordedRequest {
   connection: number;
   /** TLS client certificate subject CN, when one was presented */
   clientCertCN?: string;
+  /** TLS server name indication the client sent */
+  sni?: string;
   bodyBytes: number;
 }
 
@@ -153,6 +155,7 @@ export async function startEchoUpstream(options: EchoUpstreamOptions = {}): Prom
       headers.push([req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string]);
     const tlsSocket = req.socket as TLSSocket;
     const cn = options.tls ? tlsSocket.getPeerCertificate?.()?.subject?.CN : undefined;
+    const sni = options.tls ? tlsSocket.servername : undefined;
     const entry: RecordedRequest = {
       method: req.method ?? '',
       path: req.url ?? '',
@@ -160,6 +163,7 @@ export async function startEchoUpstream(options: EchoUpstreamOptions = {}): Prom
       connection: connectionIds.get(req.socket) ?? 0,
       bodyBytes: 0,
       ...(typeof cn === 'string' ? { clientCertCN: cn } : {}),
+      ...(typeof sni === 'string' ? { sni } : {}),
     };
     requests.push(entry);
     return entry;
