@@ -25,7 +25,11 @@ export function pipeTcpDestination(
   const address = destination.address;
   if (destination.type !== 'TCP' || !address) {
     options.logger.warn(
-      { destination: destination.name, type: destination.type, reason: 'not a TCP destination with an Address' },
+      {
+        destination: destination.name,
+        type: destination.type,
+        reason: 'not a TCP destination with an Address',
+      },
       'tcp destination unusable; closing',
     );
     socket.destroy();
@@ -43,5 +47,10 @@ export function pipeTcpDestination(
     destination: destination.name,
     address: formatEndpoint(address.host, address.port),
   });
-  forward(socket, { address: address.host, port: address.port }, { connectTimeoutMs: options.connectTimeoutMs }, log);
+  forward(
+    socket,
+    { address: address.host, port: address.port },
+    { connectTimeoutMs: options.connectTimeoutMs },
+    log,
+  );
 }

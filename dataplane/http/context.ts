@@ -92,7 +92,11 @@ export class RequestRecord {
       durationMs,
       ...(this.retried ? { retried: true } : {}),
       ...(this.failure
-        ? { errorOrigin: this.failure.origin, errorKind: this.failure.kind, errorMessage: this.failure.message }
+        ? {
+            errorOrigin: this.failure.origin,
+            errorKind: this.failure.kind,
+            errorMessage: this.failure.message,
+          }
         : {}),
       ...(this.error ? { error: this.error } : {}),
     };

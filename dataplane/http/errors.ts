@@ -120,11 +120,12 @@ export function authenticationFailed(error: unknown, ctx: FailureContext): Proxy
 export function upstreamFailed(error: unknown, ctx: FailureContext): ProxyFailure {
   const code = codeOf(error) ?? 'UNKNOWN';
   const at = `destination '${ctx.destination}' (${ctx.target ?? 'unknown target'})`;
-  const upstream = (
-    status: number,
-    kind: FailureKind,
-    message: string,
-  ): ProxyFailure => ({ status, origin: ERROR_ORIGINS.upstream, kind, message });
+  const upstream = (status: number, kind: FailureKind, message: string): ProxyFailure => ({
+    status,
+    origin: ERROR_ORIGINS.upstream,
+    kind,
+    message,
+  });
 
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' || code === 'CONNECT_TIMEOUT')
     return upstream(
@@ -186,7 +187,9 @@ export function errorResponse(failure: ProxyFailure, requestId: string, proxySer
       'content-length': String(Buffer.byteLength(body)),
       'x-error-message': message,
       'x-error-origin': failure.origin,
-      ...(failure.internalCode !== undefined ? { 'x-internal-error-code': String(failure.internalCode) } : {}),
+      ...(failure.internalCode !== undefined
+        ? { 'x-internal-error-code': String(failure.internalCode) }
+        : {}),
       'x-request-id': requestId,
       'x-proxy-server': proxyServer,
     },

@@ -155,7 +155,8 @@ export async function forwardRequest(
     try {
       response = await send(auth);
     } catch (error) {
-      if (error instanceof DestinationTlsError) return sendFailure(destinationInvalid(destination.name, error.message));
+      if (error instanceof DestinationTlsError)
+        return sendFailure(destinationInvalid(destination.name, error.message));
       throw error;
     }
     if (response.statusCode === 401 && retryable) {
@@ -190,4 +191,3 @@ export async function forwardRequest(
   });
   upstreamBody.on('data', (chunk: Buffer) => (rec.bytesOut += chunk.length));
 }
-

@@ -37,21 +37,21 @@ export async function forwardUpgrade(
   const requestId = requestIdFor(req.headers);
   const rec = new RequestRecord(ctx, requestId, method, 'upgrade');
   let status = 499;
-  let upstream: net.Socket | undefined;
+  const link: { upstream?: net.Socket } = {};
   // The HTTP server let go of this socket: its error and close handling is ours now.
   socket.on('error', (err: NodeJS.ErrnoException) => {
     rec.error ??= `app: ${err.code ?? err.message}`;
-    upstream?.destroy();
+    link.upstream?.destroy();
   });
   socket.once('close', () => {
-    upstream?.destroy();
+    link.upstream?.destroy();
     rec.finish(status);
   });
 
   const sendFailure = (failure: ProxyFailure): void => {
     rec.fail(failure);
     status = failure.status;
-    upstream?.destroy();
+    link.upstream?.destroy();
     if (!socket.writable) return void socket.destroy();
     const r = errorResponse(failure, requestId, ctx.proxyServer);
     socket.end(rawResponse(r, STATUS_CODES[r.status] ?? 'Error'));
@@ -80,7 +80,8 @@ export async function forwardUpgrade(
   try {
     entry = ctx.pools.get(destination, auth.tls);
   } catch (error) {
-    if (error instanceof DestinationTlsError) return sendFailure(destinationInvalid(destination.name, error.message));
+    if (error instanceof DestinationTlsError)
+      return sendFailure(destinationInvalid(destination.name, error.message));
     throw error;
   }
   if (socket.destroyed) return;
@@ -103,7 +104,7 @@ export async function forwardUpgrade(
         ALPNProtocols: ['http/1.1'],
       })
     : net.connect({ host, port });
-  upstream = target;
+  link.upstream = target;
 
   let phase: 'connect' | 'head' | 'tunnel' = 'connect';
   target.setTimeout(destination.connectTimeoutMs || 0, () =>

@@ -66,7 +66,10 @@ export class UpstreamPools {
     const entry: UpstreamEntry = { pool, key, lastUsed: Date.now(), ...(tls ? { tls } : {}) };
     this.entries.set(destination.name, entry);
     if (current) {
-      this.options.log.info({ destination: destination.name }, 'destination connection settings changed; new upstream pool');
+      this.options.log.info(
+        { destination: destination.name },
+        'destination connection settings changed; new upstream pool',
+      );
       this.retire(destination.name, current);
     }
     return entry;
@@ -76,7 +79,7 @@ export class UpstreamPools {
   private retire(name: string, entry: UpstreamEntry): void {
     entry.pool
       .close()
-      .catch((err: unknown) => this.options.log.debug({ err, destination: name }, "pool close failed"));
+      .catch((err: unknown) => this.options.log.debug({ err, destination: name }, 'pool close failed'));
   }
 
   private sweep(): void {

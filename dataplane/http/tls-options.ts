@@ -41,7 +41,9 @@ export function defaultCertificates(): string[] {
 export function upstreamTls(destination: Destination, credentials?: TlsClientCredentials): UpstreamTls {
   const options: tls.SecureContextOptions = {};
   if (!destination.trustAll)
-    options.ca = destination.trustStore ? trustStoreCertificates(destination.trustStore) : defaultCertificates();
+    options.ca = destination.trustStore
+      ? trustStoreCertificates(destination.trustStore)
+      : defaultCertificates();
   if (credentials?.pfx) options.pfx = credentials.pfx;
   if (credentials?.cert) options.cert = credentials.cert;
   if (credentials?.key) options.key = credentials.key;

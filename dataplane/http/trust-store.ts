@@ -60,7 +60,8 @@ function parseAt(buf: Buffer, pos: number, depth: number): { node: Asn1; next: n
   if (length === null) {
     for (;;) {
       if (p + 1 >= buf.length) throw new TrustStoreError('unterminated indefinite-length element');
-      if (buf[p] === 0 && buf[p + 1] === 0) return { node: { tag, constructed, value: Buffer.alloc(0), children }, next: p + 2 };
+      if (buf[p] === 0 && buf[p + 1] === 0)
+        return { node: { tag, constructed, value: Buffer.alloc(0), children }, next: p + 2 };
       const child = parseAt(buf, p, depth + 1);
       children.push(child.node);
       p = child.next;
@@ -202,7 +203,8 @@ function decrypt(algorithm: Asn1, data: Buffer, password: string, location: stri
     const prfNode = kdfParams.children.find((c) => c.tag === 0x30);
     const prf = prfNode ? PRF[oid(child(prfNode, 0))] : 'sha1';
     const cipher = CIPHERS[oid(child(scheme, 0))];
-    if (!prf || !cipher) throw new TrustStoreError(`trust store ${location}: unsupported PBES2 cipher or PRF`);
+    if (!prf || !cipher)
+      throw new TrustStoreError(`trust store ${location}: unsupported PBES2 cipher or PRF`);
     const key = pbkdf2Sync(Buffer.from(password, 'utf8'), salt, iterations, cipher.keyLength, prf);
     return run(cipher.name, key, octets(child(scheme, 1)));
   }
@@ -248,7 +250,9 @@ export function pkcs12Certificates(content: Buffer, password: string, location: 
     } else if (type === OID.encryptedData) {
       const encryptedContentInfo = child(child(child(info, 1), 0), 1);
       const algorithm = child(encryptedContentInfo, 1);
-      const encrypted = encryptedContentInfo.children.find((c) => (c.tag & 0x1f) === 0 && (c.tag & 0xc0) === 0x80);
+      const encrypted = encryptedContentInfo.children.find(
+        (c) => (c.tag & 0x1f) === 0 && (c.tag & 0xc0) === 0x80,
+      );
       if (!encrypted) continue;
       certsFromSafeContents(parse(decrypt(algorithm, octets(encrypted), password, location)), certs);
     }

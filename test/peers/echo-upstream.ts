@@ -100,7 +100,9 @@ function websocketEcho(socket: Duplex, head: Buffer): void {
       if (buffered.length < offset + maskLen + len) return;
       const mask = buffered.subarray(offset, offset + maskLen);
       const payload = Buffer.from(buffered.subarray(offset + maskLen, offset + maskLen + len));
-      if (masked) for (let j = 0; j < payload.length; j++) payload[j] = (payload[j] as number) ^ (mask[j % 4] as number);
+      if (masked)
+        for (let j = 0; j < payload.length; j++)
+          payload[j] = (payload[j] as number) ^ (mask[j % 4] as number);
       buffered = buffered.subarray(offset + maskLen + len);
       const opcode = b0 & 0x0f;
       if (opcode === 0x8) {
@@ -251,7 +253,9 @@ export async function startEchoUpstream(options: EchoUpstreamOptions = {}): Prom
       socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
-    const accept = createHash('sha1').update(key + WS_GUID).digest('base64');
+    const accept = createHash('sha1')
+      .update(key + WS_GUID)
+      .digest('base64');
     socket.write(
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,

@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { TokenServiceError } from '../../dataplane/auth/types.js';
@@ -48,7 +51,12 @@ describe('HTTP destination handler', () => {
       { authenticator: auth.authenticator },
     );
     const res = await request(p.port, '/v1/items?q=1', {
-      headers: { host: 'orders', 'x-api-version': '1', authorization: 'Bearer forged', connection: 'keep-alive' },
+      headers: {
+        host: 'orders',
+        'x-api-version': '1',
+        authorization: 'Bearer forged',
+        connection: 'keep-alive',
+      },
     });
     expect(res.status).toBe(200);
     expect(res.headers['x-upstream']).toBe('echo');
@@ -136,12 +144,18 @@ describe('HTTP destination handler', () => {
   test('token service failure: 502 with x-error-* headers and JSON body; upstream never called', async () => {
     const up = await upstream();
     const auth = fakeAuth(async () => {
-      throw new TokenServiceError('token service https://auth.example.test answered 401 (invalid_client)', 401);
+      throw new TokenServiceError(
+        'token service https://auth.example.test answered 401 (invalid_client)',
+        401,
+      );
     });
-    const p = await proxy(destination({ url: new URL(up.origin), authentication: 'OAuth2ClientCredentials' }), {
-      authenticator: auth.authenticator,
-      proxyServerName: 'detour-test',
-    });
+    const p = await proxy(
+      destination({ url: new URL(up.origin), authentication: 'OAuth2ClientCredentials' }),
+      {
+        authenticator: auth.authenticator,
+        proxyServerName: 'detour-test',
+      },
+    );
     const res = await request(p.port, '/x', { headers: { 'x-request-id': 'my-id-1' } });
     expect(res.status).toBe(502);
     expect(res.headers).toMatchObject({
@@ -152,16 +166,63 @@ describe('HTTP destination handler', () => {
       'content-type': 'application/json',
     });
     expect(res.headers['x-error-message']).toContain("destination 'orders'");
-    expect(JSON.parse(res.body).error).toMatchObject({ origin: 'Token Service', requestId: 'my-id-1', status: 502 });
+    expect(JSON.parse(res.body).error).toMatchObject({
+      origin: 'Token Service',
+      requestId: 'my-id-1',
+      status: 502,
+    });
     expect(up.requests).toHaveLength(0);
-    expect(accessLines(p)[0]).toMatchObject({ status: 502, errorOrigin: 'Token Service', errorKind: 'token-service' });
+    expect(accessLines(p)[0]).toMatchObject({
+      status: 502,
+      errorOrigin: 'Token Service',
+      errorKind: 'token-service',
+    });
+  });
+
+  test('Expect: 100-continue and a failing token service: 502 at once, the body is never sent', async () => {
+    const up = await upstream();
+    const auth = fakeAuth(async () => {
+      throw new TokenServiceError('token service unreachable (ECONNREFUSED)');
+    });
+    const p = await proxy(destination({ url: new URL(up.origin) }), { authenticator: auth.authenticator });
+    const dir = mkdtempSync(join(tmpdir(), 'detour-http-expect-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'body.bin'), '');
+    truncateSync(join(dir, 'body.bin'), 16 * 1024 * 1024);
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        'curl',
+        [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code} %{size_upload}',
+          '-H',
+          'Expect: 100-continue',
+          '--expect100-timeout',
+          '10',
+          '-T',
+          join(dir, 'body.bin'),
+          '-X',
+          'POST',
+          `http://127.0.0.1:${p.port}/upload`,
+        ],
+        { timeout: 20_000 },
+        (error, stdout) => (error ? reject(error) : resolve(stdout)),
+      ),
+    );
+    expect(out).toBe('502 0');
+    expect(up.requests).toHaveLength(0);
   });
 
   test('other authentication failures: 502 from the Transparent Proxy origin', async () => {
     const auth = fakeAuth(async () => {
       throw new Error('key store client.p12 cannot be read: mac verify failure');
     });
-    const p = await proxy(destination({ url: new URL('http://127.0.0.1:9/') }), { authenticator: auth.authenticator });
+    const p = await proxy(destination({ url: new URL('http://127.0.0.1:9/') }), {
+      authenticator: auth.authenticator,
+    });
     const res = await request(p.port, '/');
     expect([res.status, res.headers['x-error-origin']]).toEqual([502, 'Transparent Proxy']);
   });
@@ -190,7 +251,9 @@ describe('HTTP destination handler', () => {
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(3000);
     expect(metrics.errors).toEqual([{ destination: 'orders', kind: 'read-timeout' }]);
-    expect(metrics.requests).toEqual([{ destination: 'orders', status: 504, durationMs: expect.any(Number) }]);
+    expect(metrics.requests).toEqual([
+      { destination: 'orders', status: 504, durationMs: expect.any(Number) },
+    ]);
   });
 
   test('upstream does not accept the connection: 504 after URL.connectionTimeoutInSeconds', async () => {

@@ -7,7 +7,12 @@ import {
   rawResponse,
   upstreamFailed,
 } from '../../dataplane/http/errors.js';
-import { joinPath, rewriteRequest, rewriteResponseHeaders, type HeaderList } from '../../dataplane/http/rewrite.js';
+import {
+  joinPath,
+  rewriteRequest,
+  rewriteResponseHeaders,
+  type HeaderList,
+} from '../../dataplane/http/rewrite.js';
 import { destination } from './http-harness.js';
 
 const dest = (url: string, extra = {}) => destination({ url: new URL(url), ...extra });
@@ -51,14 +56,17 @@ describe('rewriteRequest', () => {
   });
 
   test('absolute-form request targets and `*` are reduced to path and query', () => {
-    expect(rewriteRequest(dest('http://o.example.test/api'), get('http://orders/x?y=1')).path).toBe('/api/x?y=1');
+    expect(rewriteRequest(dest('http://o.example.test/api'), get('http://orders/x?y=1')).path).toBe(
+      '/api/x?y=1',
+    );
     expect(rewriteRequest(dest('http://o.example.test/api'), { ...get('*'), method: 'OPTIONS' }).path).toBe(
       '/api',
     );
   });
 
   test('Host is the target host, with the port only when it is not the default', () => {
-    const host = (url: string) => values(rewriteRequest(dest(url), get('/', [['Host', 'orders']])).headers, 'host');
+    const host = (url: string) =>
+      values(rewriteRequest(dest(url), get('/', [['Host', 'orders']])).headers, 'host');
     expect(host('https://o.example.test/api')).toEqual(['o.example.test']);
     expect(host('https://o.example.test:443/')).toEqual(['o.example.test']);
     expect(host('https://o.example.test:8443/')).toEqual(['o.example.test:8443']);
@@ -66,7 +74,7 @@ describe('rewriteRequest', () => {
     expect(host('http://[2001:db8::1]:8080/')).toEqual(['[2001:db8::1]:8080']);
   });
 
-  test("destination headers are added; a name the app also sent is sent with both values", () => {
+  test('destination headers are added; a name the app also sent is sent with both values', () => {
     const up = rewriteRequest(
       dest('http://o.example.test/', {
         headers: [
@@ -114,19 +122,30 @@ describe('rewriteRequest', () => {
         ['X-Forwarded-For', '10.0.0.1'],
       ]),
     );
-    expect(up.headers.map(([n]) => n.toLowerCase()).sort()).toEqual(['content-length', 'host', 'x-forwarded-for']);
+    expect(up.headers.map(([n]) => n.toLowerCase()).sort()).toEqual([
+      'content-length',
+      'host',
+      'x-forwarded-for',
+    ]);
   });
 
   test('no x-forwarded-* or Via are added', () => {
-    const names = rewriteRequest(dest('http://o.example.test/'), get('/')).headers.map(([n]) => n.toLowerCase());
+    const names = rewriteRequest(dest('http://o.example.test/'), get('/')).headers.map(([n]) =>
+      n.toLowerCase(),
+    );
     expect(names.filter((n) => n.startsWith('x-forwarded') || n === 'via')).toEqual([]);
   });
 
   test("x-request-id: added when the app sent none, the app's kept otherwise", () => {
     const d = dest('http://o.example.test/');
-    expect(values(rewriteRequest(d, get('/'), { requestId: 'r-1' }).headers, 'x-request-id')).toEqual(['r-1']);
+    expect(values(rewriteRequest(d, get('/'), { requestId: 'r-1' }).headers, 'x-request-id')).toEqual([
+      'r-1',
+    ]);
     expect(
-      values(rewriteRequest(d, get('/', [['X-Request-Id', 'mine']]), { requestId: 'r-1' }).headers, 'x-request-id'),
+      values(
+        rewriteRequest(d, get('/', [['X-Request-Id', 'mine']]), { requestId: 'r-1' }).headers,
+        'x-request-id',
+      ),
     ).toEqual(['mine']);
   });
 
@@ -174,10 +193,18 @@ describe('rewriteResponseHeaders', () => {
 });
 
 describe('error responses', () => {
-  const ctx = { destination: 'orders', target: 'https://o.example.test', connectTimeoutMs: 1000, readTimeoutMs: 300 };
+  const ctx = {
+    destination: 'orders',
+    target: 'https://o.example.test',
+    connectTimeoutMs: 1000,
+    readTimeoutMs: 300,
+  };
 
   test('token service failure: 502, Token Service, internal code, JSON body', () => {
-    const f = authenticationFailed(new TokenServiceError('token service answered 401 (invalid_client)', 401), ctx);
+    const f = authenticationFailed(
+      new TokenServiceError('token service answered 401 (invalid_client)', 401),
+      ctx,
+    );
     const r = errorResponse(f, 'req-1', 'detour');
     expect(r.status).toBe(502);
     expect(r.headers).toMatchObject({
@@ -204,7 +231,11 @@ describe('error responses', () => {
     [{ code: 'EHOSTUNREACH' }, 503, 'unreachable'],
     [{ code: 'ENOTFOUND' }, 503, 'dns'],
     [{ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', message: 'self-signed certificate' }, 503, 'tls'],
-    [{ code: 'ERR_TLS_CERT_ALTNAME_INVALID', message: "Hostname/IP does not match certificate's altnames" }, 503, 'tls'],
+    [
+      { code: 'ERR_TLS_CERT_ALTNAME_INVALID', message: "Hostname/IP does not match certificate's altnames" },
+      503,
+      'tls',
+    ],
     [{ code: 'UND_ERR_SOCKET', message: 'other side closed' }, 503, 'connection-reset'],
     [{ code: 'UND_ERR_CONNECT_TIMEOUT' }, 504, 'connect-timeout'],
     [{ code: 'UND_ERR_HEADERS_TIMEOUT' }, 504, 'read-timeout'],

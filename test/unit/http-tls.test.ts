@@ -23,12 +23,33 @@ function openssl(...args: string[]): void {
 
 function issue(name: string, ca: string, cn: string, ext?: string): void {
   openssl(
-    'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`,
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    `/CN=${cn}`,
   );
   openssl(
-    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-out', `${name}.pem`, '-days', '2',
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
     ...(ext ? ['-extfile', ext] : []),
   );
 }
@@ -37,19 +58,90 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'detour-http-tls-'));
   for (const ca of ['ca', 'client-ca'])
     openssl(
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=detour test ${ca}`,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${ca}.key`,
+      '-out',
+      `${ca}.pem`,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=detour test ${ca}`,
     );
-  execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\n" > server.ext'], { cwd: dir });
+  execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\n" > server.ext'], {
+    cwd: dir,
+  });
   issue('server', 'ca', 'localhost', 'server.ext');
   issue('client', 'client-ca', 'orders-client');
-  openssl('pkcs12', '-export', '-inkey', 'client.key', '-in', 'client.pem', '-out', 'client.p12', '-passout', `pass:${KS_PASS}`);
-  openssl('pkcs12', '-export', '-nokeys', '-in', 'ca.pem', '-out', 'trust-aes.p12', '-passout', `pass:${TS_PASS}`);
-  openssl('pkcs12', '-export', '-nokeys', '-in', 'ca.pem', '-out', 'trust-3des.p12', '-certpbe', 'PBE-SHA1-3DES', '-passout', `pass:${TS_PASS}`);
-  openssl('pkcs12', '-export', '-nokeys', '-in', 'ca.pem', '-out', 'trust-plain.p12', '-certpbe', 'NONE', '-passout', `pass:${TS_PASS}`);
+  openssl(
+    'pkcs12',
+    '-export',
+    '-inkey',
+    'client.key',
+    '-in',
+    'client.pem',
+    '-out',
+    'client.p12',
+    '-passout',
+    `pass:${KS_PASS}`,
+  );
+  openssl(
+    'pkcs12',
+    '-export',
+    '-nokeys',
+    '-in',
+    'ca.pem',
+    '-out',
+    'trust-aes.p12',
+    '-passout',
+    `pass:${TS_PASS}`,
+  );
+  openssl(
+    'pkcs12',
+    '-export',
+    '-nokeys',
+    '-in',
+    'ca.pem',
+    '-out',
+    'trust-3des.p12',
+    '-certpbe',
+    'PBE-SHA1-3DES',
+    '-passout',
+    `pass:${TS_PASS}`,
+  );
+  openssl(
+    'pkcs12',
+    '-export',
+    '-nokeys',
+    '-in',
+    'ca.pem',
+    '-out',
+    'trust-plain.p12',
+    '-certpbe',
+    'NONE',
+    '-passout',
+    `pass:${TS_PASS}`,
+  );
   openssl('x509', '-in', 'ca.pem', '-outform', 'DER', '-out', 'ca.der');
   try {
-    openssl('pkcs12', '-export', '-legacy', '-nokeys', '-in', 'ca.pem', '-out', 'trust-rc2.p12', '-passout', `pass:${TS_PASS}`);
+    openssl(
+      'pkcs12',
+      '-export',
+      '-legacy',
+      '-nokeys',
+      '-in',
+      'ca.pem',
+      '-out',
+      'trust-rc2.p12',
+      '-passout',
+      `pass:${TS_PASS}`,
+    );
     legacyP12 = true;
   } catch {
     legacyP12 = false; // this openssl has no legacy provider: nothing to test against
@@ -107,7 +199,9 @@ describe('TLS to the target', () => {
     ['ca.der', undefined],
   ])('TrustStore %s works', async (name, password) => {
     const up = await httpsUpstream();
-    const p = await proxyFor(destination({ url: new URL(up.origin), trustStore: trustStore(name, password) }));
+    const p = await proxyFor(
+      destination({ url: new URL(up.origin), trustStore: trustStore(name, password) }),
+    );
     expect((await request(p.port, '/')).status).toBe(200);
   });
 
@@ -194,9 +288,11 @@ describe('trustStoreCertificates', () => {
   });
 
   test('JKS and garbage are refused with a message naming the location', () => {
-    expect(() => trustStoreCertificates({ location: 'trust.jks', content: Buffer.from([0xfe, 0xed, 0xfe, 0xed]) })).toThrow(
-      /trust\.jks: JKS is not supported/,
+    expect(() =>
+      trustStoreCertificates({ location: 'trust.jks', content: Buffer.from([0xfe, 0xed, 0xfe, 0xed]) }),
+    ).toThrow(/trust\.jks: JKS is not supported/);
+    expect(() => trustStoreCertificates({ location: 'x.p12', content: Buffer.from('garbage') })).toThrow(
+      /x\.p12/,
     );
-    expect(() => trustStoreCertificates({ location: 'x.p12', content: Buffer.from('garbage') })).toThrow(/x\.p12/);
   });
 });
