@@ -65,7 +65,6 @@ export function createHttpDestinationHandler(options: HttpDestinationHandlerOpti
   const server = http.createServer({
     requestTimeout: 0,
     keepAliveTimeout: options.appKeepAliveTimeoutMs ?? 60_000,
-    noDelay: true,
   });
   /** Requests in progress per app connection (upgraded ones stay busy): close() ends idle ones. */
   const busy = new Map<object, number>();
@@ -122,6 +121,7 @@ export function createHttpDestinationHandler(options: HttpDestinationHandlerOpti
         sockets.delete(socket);
         busy.delete(socket);
       });
+      socket.setNoDelay(true);
       server.emit('connection', socket);
       // The dataplane accepts with pauseOnConnect; the HTTP parser reads from here on.
       socket.resume();
