@@ -95,6 +95,16 @@ export function badRequest(status: 400 | 408 | 431, why: string): ProxyFailure {
   return { status, origin: ERROR_ORIGINS.transparentProxy, kind: 'protocol', message: safeText(why) };
 }
 
+/** A bug in the proxy (logged with its stack); the app still gets an answer. */
+export function internalError(): ProxyFailure {
+  return {
+    status: 502,
+    origin: ERROR_ORIGINS.transparentProxy,
+    kind: 'internal',
+    message: 'The proxy failed unexpectedly; see its log.',
+  };
+}
+
 /** `authenticator.authenticate` failed. Auth errors are written without secrets (see auth/types.ts). */
 export function authenticationFailed(error: unknown, ctx: FailureContext): ProxyFailure {
   const reason = safeText(error instanceof Error ? error.message : String(error));
@@ -152,13 +162,24 @@ export function upstreamFailed(error: unknown, ctx: FailureContext): ProxyFailur
     );
   if (RESET.has(code))
     return upstream(503, 'connection-reset', `${at} closed the connection before answering (${code}).`);
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')
+  const parserError = (error as Error | undefined)?.name === 'HTTPParserError';
+  if (parserError || code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')
     return upstream(502, 'protocol', `${at} sent an invalid HTTP response (${code}).`);
   return {
     status: 502,
     origin: ERROR_ORIGINS.transparentProxy,
     kind: 'internal',
     message: `Forwarding to ${at} failed (${code}).`,
+  };
+}
+
+/** The target answered, but with something that cannot be passed on to the app. */
+export function invalidResponse(ctx: FailureContext, why: string): ProxyFailure {
+  return {
+    status: 502,
+    origin: ERROR_ORIGINS.upstream,
+    kind: 'protocol',
+    message: `destination '${ctx.destination}' (${ctx.target ?? 'unknown target'}) sent a response that cannot be passed on: ${safeText(why, 160)}`,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   destinationInvalid,
   destinationMissing,
   errorResponse,
+  invalidResponse,
   upstreamFailed,
 } from './errors.js';
 import { DestinationTlsError } from './pools.js';
@@ -74,7 +75,6 @@ export async function forwardRequest(
     }
     rec.finish(res.headersSent ? res.statusCode : 499);
   });
-  if (ctx.closing()) res.shouldKeepAlive = false;
 
   const sendFailure = (failure: ProxyFailure): void => {
     rec.fail(failure);
@@ -83,6 +83,7 @@ export async function forwardRequest(
       return;
     }
     const r = errorResponse(failure, requestId, ctx.proxyServer);
+    if (ctx.closing()) res.shouldKeepAlive = false;
     res.writeHead(r.status, r.headers);
     res.end(r.body);
   };
@@ -152,13 +153,7 @@ export async function forwardRequest(
 
   let response: Dispatcher.ResponseData;
   try {
-    try {
-      response = await send(auth);
-    } catch (error) {
-      if (error instanceof DestinationTlsError)
-        return sendFailure(destinationInvalid(destination.name, error.message));
-      throw error;
-    }
+    response = await send(auth);
     if (response.statusCode === 401 && retryable) {
       await response.body.dump();
       try {
@@ -170,14 +165,25 @@ export async function forwardRequest(
       response = await send(auth);
     }
   } catch (error) {
+    if (error instanceof DestinationTlsError)
+      return sendFailure(destinationInvalid(destination.name, error.message));
     if (abort.signal.aborted) return;
     return sendFailure(upstreamFailed(error, failureCtx));
   }
 
   rec.upstreamStatus = response.statusCode;
-  const headers = rewriteResponseHeaders(response.headers);
   if (ctx.closing()) res.shouldKeepAlive = false;
-  res.writeHead(response.statusCode, response.statusText || undefined, headers);
+  try {
+    res.writeHead(
+      response.statusCode,
+      response.statusText || undefined,
+      rewriteResponseHeaders(response.headers),
+    );
+  } catch (error) {
+    // e.g. a header value Node refuses to send: nothing has gone out yet, so say so properly
+    response.body.destroy();
+    return sendFailure(invalidResponse(failureCtx, (error as Error).message));
+  }
   const upstreamBody = response.body;
   // Before pipeline's handlers: the upstream's error is seen before the app side is torn down.
   upstreamBody.once('error', (error) => {

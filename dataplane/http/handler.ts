@@ -8,7 +8,7 @@ import type { Authenticator } from '../auth/types.js';
 import type { Destination } from '../destinations/types.js';
 import type { Logger } from '../logger.js';
 import type { DestinationSource, HandlerContext, HttpMetrics } from './context.js';
-import { badRequest, errorResponse, rawResponse } from './errors.js';
+import { badRequest, errorResponse, internalError, rawResponse } from './errors.js';
 import { forwardRequest } from './forward-request.js';
 import { forwardUpgrade } from './forward-upgrade.js';
 import { UpstreamPools } from './pools.js';
@@ -73,15 +73,20 @@ export function createHttpDestinationHandler(options: HttpDestinationHandlerOpti
     res?.once('close', () => busy.set(socket, (busy.get(socket) ?? 1) - 1));
   };
   const unexpected = (error: unknown): void => log.error({ err: error }, 'http destination handler failed');
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const serve = (expectContinue: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
     track(req.socket, res);
-    forwardRequest(ctx, req, res, false).catch(unexpected);
-  });
+    forwardRequest(ctx, req, res, expectContinue).catch((error: unknown) => {
+      // A bug, not a target's failure: never leave the app waiting.
+      unexpected(error);
+      if (res.headersSent) return void res.destroy();
+      const r = errorResponse(internalError(), '-', ctx.proxyServer);
+      res.writeHead(r.status, r.headers);
+      res.end(r.body);
+    });
+  };
+  server.on('request', serve(false));
   // Answered with 100 Continue once the destination and its credentials are ready (see README).
-  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    track(req.socket, res);
-    forwardRequest(ctx, req, res, true).catch(unexpected);
-  });
+  server.on('checkContinue', serve(true));
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     track(socket);
     forwardUpgrade(ctx, req, socket, head).catch((error: unknown) => {

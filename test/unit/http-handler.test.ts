@@ -448,4 +448,43 @@ describe('HTTP destination handler', () => {
     }
     expect(accessLines(p)).toHaveLength(4);
   });
+
+  test('a target answering with invalid HTTP: 502 Upstream (protocol)', async () => {
+    const replies = [
+      'NOT HTTP AT ALL\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nX-Bad: a\u0001b\r\nContent-Length: 0\r\n\r\n',
+    ];
+    for (const reply of replies) {
+      const bad = net.createServer((s) => s.once('data', () => s.end(reply)));
+      await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
+      cleanups.push(() => void bad.close());
+      const port = (bad.address() as net.AddressInfo).port;
+      const p = await proxy(destination({ url: new URL(`http://127.0.0.1:${port}/`) }));
+      const res = await request(p.port, '/');
+      expect([res.status, res.headers['x-error-origin']]).toEqual([502, 'Upstream']);
+      expect(res.headers['x-error-message']).toMatch(/invalid HTTP response/);
+    }
+  });
+
+  test('close(): idle app connections end at once, a running request finishes with Connection: close', async () => {
+    const up = await upstream();
+    const p = await startProxy(destination({ url: new URL(up.origin), readTimeoutMs: 400 }));
+    cleanups.push(() => p.close());
+    const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => idle.destroy());
+    expect((await request(p.port, '/warm', { agent: idle })).status).toBe(200);
+    const idleSocket = Object.values(idle.freeSockets)[0]?.[0];
+    expect(idleSocket).toBeDefined();
+    const idleClosed = new Promise<void>((r) => idleSocket?.once('close', () => r()));
+    const running = request(p.port, '/hang', { headers: { connection: 'keep-alive' } });
+    await waitFor('hanging request upstream', () =>
+      up.requests.some((r) => r.path === '/hang') ? true : undefined,
+    );
+    const closed = p.handler.close(5000);
+    await idleClosed;
+    const res = await running;
+    expect(res.status).toBe(504);
+    expect(res.headers.connection).toBe('close');
+    await closed;
+  });
 });
