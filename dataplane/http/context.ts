@@ -106,3 +106,11 @@ export class RequestRecord {
     this.ctx.metrics?.onRequest({ destination: this.destination, status, durationMs });
   }
 }
+
+/** Why a destination cannot serve HTTP, or undefined when it can. */
+export function whyUnusable(destination: Destination): string | undefined {
+  if (destination.type !== 'HTTP') return `it is of Type ${destination.type}, not HTTP`;
+  if (!destination.url) return 'it has no URL';
+  if (destination.proxyType !== 'Internet') return `ProxyType ${destination.proxyType} is not supported yet`;
+  return undefined;
+}

@@ -5,8 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AuthResult } from '../auth/types.js';
-import type { Destination } from '../destinations/types.js';
-import { type HandlerContext, RequestRecord, headerPairs, requestIdFor } from './context.js';
+import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
 import {
   type ProxyFailure,
   authenticationFailed,
@@ -48,14 +47,6 @@ async function readAll(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Why a destination cannot serve HTTP, or undefined when it can. */
-function unusable(destination: Destination): string | undefined {
-  if (destination.type !== 'HTTP') return `it is of Type ${destination.type}, not HTTP`;
-  if (!destination.url) return 'it has no URL';
-  if (destination.proxyType !== 'Internet') return `ProxyType ${destination.proxyType} is not supported yet`;
-  return undefined;
-}
-
 export async function forwardRequest(
   ctx: HandlerContext,
   req: IncomingMessage,
@@ -91,7 +82,7 @@ export async function forwardRequest(
   const destination = ctx.resolve(req.socket);
   if (!destination) return sendFailure(destinationMissing());
   rec.destination = destination.name;
-  const why = unusable(destination);
+  const why = whyUnusable(destination);
   if (why) return sendFailure(destinationInvalid(destination.name, why));
   const failureCtx = {
     destination: destination.name,

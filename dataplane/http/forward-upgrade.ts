@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { AuthResult } from '../auth/types.js';
-import { type HandlerContext, RequestRecord, headerPairs, requestIdFor } from './context.js';
+import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
 import {
   type ProxyFailure,
   authenticationFailed,
@@ -60,9 +60,9 @@ export async function forwardUpgrade(
   const destination = ctx.resolve(socket);
   if (!destination) return sendFailure(destinationMissing());
   rec.destination = destination.name;
+  const why = whyUnusable(destination);
   const url = destination.url;
-  if (destination.type !== 'HTTP' || !url)
-    return sendFailure(destinationInvalid(destination.name, 'it is not an HTTP destination with a URL'));
+  if (why || !url) return sendFailure(destinationInvalid(destination.name, why ?? 'it has no URL'));
   const failureCtx = {
     destination: destination.name,
     target: url.origin,
