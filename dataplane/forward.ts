@@ -3,9 +3,11 @@ import net from 'node:net';
 import type { Logger } from './logger.js';
 
 export interface Target {
+  /** an IP address, or a host name (TCP destinations) */
   address: string;
   port: number;
-  family: 4 | 6;
+  /** omitted: whatever the name resolves to */
+  family?: 4 | 6;
 }
 
 export interface ForwardOptions {
@@ -27,7 +29,7 @@ export function forward(client: net.Socket, target: Target, options: ForwardOpti
   const upstream = net.connect({
     host: target.address,
     port: target.port,
-    family: target.family,
+    ...(target.family ? { family: target.family } : {}),
     allowHalfOpen: true,
   });
   let connected = false;

@@ -1,0 +1,190 @@
+// One app request to an HTTP destination: authenticate, rewrite, send with undici, stream the response
+// back. Bodies stream both ways; only small bodies of OAuth destinations are held, so that a 401 can
+// be retried once with a fresh token.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, pipeline, type Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { AuthResult } from '../auth/types.js';
+import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
+import {
+  type ProxyFailure,
+  authenticationFailed,
+  destinationInvalid,
+  destinationMissing,
+  errorResponse,
+  invalidResponse,
+  upstreamFailed,
+} from './errors.js';
+import { DestinationTlsError } from './pools.js';
+import { type HeaderList, rewriteRequest, rewriteResponseHeaders } from './rewrite.js';
+
+/** Token-based authentications: a 401 may mean the cached token was revoked, so refetch once. */
+const TOKEN_AUTH = new Set(['OAuth2ClientCredentials', 'OAuth2Password']);
+
+type Body = Buffer | Readable | null;
+
+function flatten(headers: HeaderList, hasBody: boolean): string[] {
+  const out: string[] = [];
+  for (const [name, value] of headers) {
+    if (!hasBody && name.toLowerCase() === 'content-length') continue;
+    out.push(name, value);
+  }
+  return out;
+}
+
+function counter(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+async function readAll(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function forwardRequest(
+  ctx: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  expectContinue: boolean,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  const requestId = requestIdFor(req.headers);
+  const rec = new RequestRecord(ctx, requestId, method, 'request');
+  const abort = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) {
+      abort.abort();
+      rec.error ??= res.headersSent
+        ? 'app closed the connection during the response'
+        : 'app closed the connection before the response';
+    }
+    rec.finish(res.headersSent ? res.statusCode : 499);
+  });
+
+  const sendFailure = (failure: ProxyFailure): void => {
+    rec.fail(failure);
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const r = errorResponse(failure, requestId, ctx.proxyServer);
+    if (ctx.closing()) res.shouldKeepAlive = false;
+    res.writeHead(r.status, r.headers);
+    res.end(r.body);
+  };
+
+  const destination = ctx.resolve(req.socket);
+  if (!destination) return sendFailure(destinationMissing());
+  rec.destination = destination.name;
+  const why = whyUnusable(destination);
+  if (why) return sendFailure(destinationInvalid(destination.name, why));
+  const failureCtx = {
+    destination: destination.name,
+    target: destination.url?.origin,
+    connectTimeoutMs: destination.connectTimeoutMs,
+    readTimeoutMs: destination.readTimeoutMs,
+  };
+
+  let auth: AuthResult;
+  try {
+    auth = await ctx.authenticator.authenticate(destination);
+  } catch (error) {
+    return sendFailure(authenticationFailed(error, failureCtx));
+  }
+
+  const contentLength = req.headers['content-length'];
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+  const retryable =
+    TOKEN_AUTH.has(destination.authentication) &&
+    (!hasBody || (!chunked && Number(contentLength) <= ctx.retryBufferBytes));
+
+  if (abort.signal.aborted) return;
+  if (expectContinue) res.writeContinue();
+  let body: Body = null;
+  if (hasBody && retryable) {
+    try {
+      body = await readAll(req);
+    } catch {
+      return; // the app went away mid-body; the close handler logs it
+    }
+    rec.bytesIn = body.length;
+  } else if (hasBody) {
+    body = pipeline(
+      req,
+      counter((n) => (rec.bytesIn += n)),
+      () => undefined,
+    );
+  }
+
+  const send = (authResult: AuthResult): Promise<Dispatcher.ResponseData> => {
+    const up = rewriteRequest(
+      destination,
+      { method, url: req.url ?? '/', headers: headerPairs(req.rawHeaders) },
+      { authHeaders: authResult.headers, requestId },
+    );
+    rec.setUpstream(up.origin, up.path);
+    const { pool } = ctx.pools.get(destination, authResult.tls);
+    return pool.request({
+      method: method as Dispatcher.HttpMethod,
+      path: up.path,
+      headers: flatten(up.headers, hasBody),
+      body,
+      signal: abort.signal,
+      headersTimeout: destination.readTimeoutMs,
+      bodyTimeout: destination.readTimeoutMs,
+    });
+  };
+
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await send(auth);
+    if (response.statusCode === 401 && retryable) {
+      await response.body.dump();
+      try {
+        auth = await ctx.authenticator.authenticate(destination, { forceRefresh: true });
+      } catch (error) {
+        return sendFailure(authenticationFailed(error, failureCtx));
+      }
+      rec.retried = true;
+      response = await send(auth);
+    }
+  } catch (error) {
+    if (error instanceof DestinationTlsError)
+      return sendFailure(destinationInvalid(destination.name, error.message));
+    if (abort.signal.aborted) return;
+    return sendFailure(upstreamFailed(error, failureCtx));
+  }
+
+  rec.upstreamStatus = response.statusCode;
+  if (ctx.closing()) res.shouldKeepAlive = false;
+  try {
+    res.writeHead(
+      response.statusCode,
+      response.statusText || undefined,
+      rewriteResponseHeaders(response.headers),
+    );
+  } catch (error) {
+    // e.g. a header value Node refuses to send: nothing has gone out yet, so say so properly
+    response.body.destroy();
+    return sendFailure(invalidResponse(failureCtx, (error as Error).message));
+  }
+  const upstreamBody = response.body;
+  // Before pipeline's handlers: the upstream's error is seen before the app side is torn down.
+  upstreamBody.once('error', (error) => {
+    if (abort.signal.aborted) return;
+    // Status and headers are out: the only honest signal left is a broken connection.
+    rec.fail(upstreamFailed(error, failureCtx));
+    rec.error = 'upstream response broke off';
+  });
+  pipeline(upstreamBody, res, (error) => {
+    if (error) res.destroy();
+  });
+  upstreamBody.on('data', (chunk: Buffer) => (rec.bytesOut += chunk.length));
+}
