@@ -1,0 +1,158 @@
+// One query in, one answer out (or nothing): classify, answer locally, from the cache, or from the
+// upstream; errors become SERVFAIL. No sockets here: the server feeds it messages, tests call it.
+import { encodeLocalAnswer } from './answer.js';
+import { cacheKey, type DnsCache } from './cache.js';
+import type { DnsLogger } from './logger.js';
+import { decodeQuery, errorFor, udpLimit, type DecodedQuery } from './query.js';
+import { formatServer, type Upstream, type UpstreamResult } from './upstream.js';
+import type { Vip } from './vip.js';
+import {
+  MIN_UDP_SIZE,
+  RCODE,
+  equalsIgnoringAsciiCase,
+  fitUdp,
+  rcodeName,
+  readHeader,
+  readMessage,
+  typeLabel,
+  withId,
+} from './wire.js';
+import { decide, type Families, type Zone } from './zone.js';
+
+export type QuerySource = 'local' | 'cache' | 'upstream' | 'error';
+
+export interface DnsQueryEvent {
+  /** local: a destination name; cache / upstream: forwarded; error: FORMERR, NOTIMP, SERVFAIL we made, or dropped. */
+  source: QuerySource;
+  /** "NOERROR", "NXDOMAIN", "SERVFAIL", ...; "DROPPED" when nothing was sent back. */
+  rcode: string;
+  /** Query type: "A", "AAAA", "TXT", ..., "OTHER" for uncommon types, "NONE" when unreadable. */
+  type: string;
+  transport: 'udp' | 'tcp';
+}
+
+export interface ResolverOptions {
+  zone: () => Zone;
+  vipFor: (name: string) => Vip;
+  families: Families;
+  /** TTL of local answers, seconds. */
+  ttl: number;
+  upstream: Upstream;
+  cache?: DnsCache;
+  logger: DnsLogger;
+  onQuery?: (event: DnsQueryEvent) => void;
+}
+
+export interface Resolver {
+  /** The answer to send back, or undefined to send nothing. Never rejects. */
+  handle(message: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined>;
+}
+
+/** The response's rcode including EDNS's extended bits. */
+function fullRcode(response: Buffer): number {
+  const header = readHeader(response);
+  if (!header) return RCODE.SERVFAIL;
+  try {
+    return ((readMessage(response).edns?.extendedRcode ?? 0) << 4) | header.rcode;
+  } catch {
+    return header.rcode;
+  }
+}
+
+/** A stored or upstream answer made the client's: its ID, its question's case, its RD bit. */
+function forClient(response: Buffer, query: DecodedQuery): Buffer {
+  const out = withId(response, query.header.id);
+  out[2] = (out[2]! & ~0x01) | (query.header.rd ? 0x01 : 0);
+  const q = query.questionBytes;
+  // The same name ignoring case (the upstream exchange checked it, the cache key ensures it).
+  if (readHeader(out)!.qdcount === 1 && equalsIgnoringAsciiCase(out.subarray(12, 12 + q.length), q))
+    q.copy(out, 12);
+  return out;
+}
+
+export function createResolver(opts: ResolverOptions): Resolver {
+  const log = opts.logger;
+  const emit = (event: DnsQueryEvent): void => {
+    try {
+      opts.onQuery?.(event);
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'dns onQuery hook failed');
+    }
+  };
+  // Identical questions in flight share one upstream exchange.
+  const pending = new Map<string, Promise<UpstreamResult>>();
+
+  const forward = (key: string, query: DecodedQuery, transport: 'udp' | 'tcp'): Promise<UpstreamResult> => {
+    const k = `${transport}|${key}`;
+    let p = pending.get(k);
+    if (!p) {
+      p = opts.upstream.query(query.raw, transport).finally(() => pending.delete(k));
+      pending.set(k, p);
+    }
+    return p;
+  };
+
+  const answer = async (query: DecodedQuery, transport: 'udp' | 'tcp'): Promise<Buffer> => {
+    const { question } = query;
+    const type = typeLabel(question.type);
+    const done = (source: QuerySource, response: Buffer, rcode = fullRcode(response)): Buffer => {
+      emit({ source, rcode: rcodeName(rcode), type, transport });
+      log.debug({ name: question.name, type, source, rcode: rcodeName(rcode), transport }, 'dns query');
+      return transport === 'udp' ? fitUdp(response, udpLimit(query)) : response;
+    };
+    try {
+      const decision = decide(opts.zone(), question, opts.vipFor, opts.families);
+      if (decision.kind !== 'forward') return done('local', encodeLocalAnswer(query, decision, opts.ttl), 0);
+      const key = cacheKey({
+        name: question.name,
+        type: question.type,
+        class: question.class,
+        edns: query.edns !== undefined,
+        dnssecOk: query.edns?.dnssecOk ?? false,
+        checkingDisabled: query.header.cd,
+      });
+      const cached = opts.cache?.get(key);
+      if (cached) return done('cache', forClient(cached, query));
+      const result = await forward(key, query, transport);
+      opts.cache?.set(key, result.response);
+      log.debug(
+        { name: question.name, type, server: formatServer(result.server), via: result.transport },
+        'dns forwarded',
+      );
+      return done('upstream', forClient(result.response, query));
+    } catch (e) {
+      log.warn(
+        { name: question.name, type, err: (e as Error).message },
+        'dns query failed, answering SERVFAIL',
+      );
+      return done('error', errorFor(query, RCODE.SERVFAIL), RCODE.SERVFAIL);
+    }
+  };
+
+  return {
+    async handle(message, transport) {
+      try {
+        const verdict = decodeQuery(message);
+        if (verdict.kind === 'drop') {
+          emit({ source: 'error', rcode: 'DROPPED', type: 'NONE', transport });
+          log.debug({ reason: verdict.reason, transport }, 'dns message dropped');
+          return undefined;
+        }
+        if (verdict.kind === 'error') {
+          emit({ source: 'error', rcode: rcodeName(verdict.rcode), type: 'NONE', transport });
+          log.debug(
+            { reason: verdict.reason, rcode: rcodeName(verdict.rcode), transport },
+            'dns query rejected',
+          );
+          return transport === 'udp' ? fitUdp(verdict.response, MIN_UDP_SIZE) : verdict.response;
+        }
+        return await answer(verdict.query, transport);
+      } catch (e) {
+        // Unreachable by design; if it happens, the message is dropped and the server lives on.
+        log.warn({ err: (e as Error).message, transport }, 'dns message dropped after an internal error');
+        emit({ source: 'error', rcode: 'DROPPED', type: 'NONE', transport });
+        return undefined;
+      }
+    },
+  };
+}
