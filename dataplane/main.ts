@@ -6,6 +6,7 @@ import { type ConnectionContext, type Direction, handleConnection } from './conn
 import { isMissingIpv6, listenerName, listenerSpecs, openListener } from './listeners.js';
 import { createLogger, type Logger } from './logger.js';
 import { loadAddon } from './original-destination.js';
+import { startServices } from './services.js';
 import { dropPrivileges, resolveUser } from './user.js';
 
 export interface Dataplane {
@@ -19,14 +20,17 @@ class ListenError extends Error {
 }
 
 export async function startDataplane(config: DataplaneConfig, log: Logger): Promise<Dataplane> {
+  const sockets = new Set<net.Socket>();
+  const servers: net.Server[] = [];
+  const listeners: string[] = [];
+  const services = await startServices(config, log, () => listeners);
   const ctx: ConnectionContext = {
     log,
     passthrough: config.passthrough,
     connectTimeoutMs: config.connectTimeoutMs,
+    route: services.route,
+    count: (direction, route) => services.metrics.connection(direction, route),
   };
-  const sockets = new Set<net.Socket>();
-  const servers: net.Server[] = [];
-  const listeners: string[] = [];
   let nextId = 0;
 
   const accept = (direction: Direction) => (socket: net.Socket) => {
@@ -38,6 +42,7 @@ export async function startDataplane(config: DataplaneConfig, log: Logger): Prom
     const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const socket of sockets) socket.destroy();
     await Promise.all(closed);
+    await services.close();
   };
 
   try {
@@ -87,5 +92,12 @@ export async function runDataplane(config: DataplaneConfig): Promise<void> {
       void dataplane.close().finally(() => process.exit(0));
     });
   }
-  log.info({ listeners: dataplane.listeners, passthrough: config.passthrough }, 'ready');
+  log.info(
+    {
+      listeners: dataplane.listeners,
+      passthrough: config.passthrough,
+      admin: `${config.admin.address}:${config.admin.port}`,
+    },
+    'ready',
+  );
 }

@@ -81,7 +81,15 @@ describe.each(BACKENDS)('transparent proxy with backend %s', (backend) => {
   });
 
   test('app traffic goes through the dataplane with its original destination', async () => {
-    dataplane = lab.spawn('app', ['node', DETOUR_BIN, 'dataplane', '--user', `${DATAPLANE_UID}`]);
+    dataplane = lab.spawn('app', [
+      'node',
+      DETOUR_BIN,
+      'dataplane',
+      '--user',
+      `${DATAPLANE_UID}`,
+      '--dns-port',
+      '16053',
+    ]);
     await dataplane.waitFor(/"msg":"ready"/, 20000);
     const response = await curl(`http://${lab.addr.serverV4}/`);
     expect(response.stdout).toContain(`server-80 from ${lab.addr.serverV4}:80 to ${lab.addr.appV4}`);
