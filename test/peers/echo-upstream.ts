@@ -32,6 +32,8 @@ export interface RecordedRequest {
 export interface EchoUpstreamOptions {
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
   host?: string;
+  /** default 0 (ephemeral) */
+  port?: number;
 }
 
 export interface EchoUpstream {
@@ -266,7 +268,7 @@ export async function startEchoUpstream(options: EchoUpstreamOptions = {}): Prom
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, host, () => resolve());
+    server.listen(options.port ?? 0, host, () => resolve());
   });
   upstream.port = (server.address() as net.AddressInfo).port;
   upstream.origin = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${upstream.port}`;
