@@ -11,7 +11,14 @@ import { DETOUR_BIN, REPO, startDnsmasq } from './helpers.js';
 
 const APP_UID = 1000;
 const DATAPLANE_UID = 5678;
-const SECRETS = ['s3cret-orders-XYZ', 'b1lling-PASS-xyz', 'pr0file-SECRET', 'alice-PASS-123', 'p12-PASS-456'];
+const SECRETS = [
+  'wr0ng-SECRET-789',
+  's3cret-orders-XYZ',
+  'b1lling-PASS-xyz',
+  'pr0file-SECRET',
+  'alice-PASS-123',
+  'p12-PASS-456',
+];
 
 let lab: Lab;
 let dataplane: Background;
@@ -60,6 +67,13 @@ function destinationsYaml(extra = ''): string {
   Type: HTTP
   URL: http://${s}:8999/
   Authentication: NoAuthentication
+- Name: badsecret
+  Type: HTTP
+  URL: http://${s}:8080/
+  Authentication: OAuth2ClientCredentials
+  tokenServiceURL: http://${s}:9000/oauth/token
+  clientId: orders-client
+  clientSecret: wr0ng-SECRET-789
 ${extra}`;
 }
 
@@ -176,6 +190,12 @@ describe('destinations through the embedded DNS and the dataplane', () => {
     expect((await tokenStats()).byGrant.client_credentials).toBe(1);
   });
 
+  test('100 parallel first requests to a password-grant destination cause one token fetch', async () => {
+    const results = await Promise.all(Array.from({ length: 100 }, () => curl(['http://profile/burst'])));
+    for (const r of results) expect(r.stdout).toContain('"path":"/burst"');
+    expect((await tokenStats()).byGrant.password).toBe(1);
+  });
+
   test('BasicAuthentication and OAuth2Password', async () => {
     const basic = JSON.parse((await curl(['http://billing/invoices'])).stdout) as {
       headers: [string, string][];
@@ -205,13 +225,27 @@ describe('destinations through the embedded DNS and the dataplane', () => {
     expect(r.stdout).toMatch(/x-proxy-server: detour/i);
   });
 
+  test('a wrong client secret gives 502 from the token service, without the secret', async () => {
+    const r = await curl(['-i', 'http://badsecret/']);
+    expect(r.stdout).toMatch(/^HTTP\/1\.1 502/);
+    expect(r.stdout).toMatch(/x-error-origin: Token Service/i);
+    expect(r.stdout).toMatch(/invalid_client/);
+    expect(r.stdout).not.toContain('wr0ng-SECRET-789');
+  });
+
   test('admin: /metrics counts DNS answers and requests; /config shows VIPs and no secret', async () => {
+    await dig(['cached.example.test']);
+    await dig(['cached.example.test']);
     const metrics = (await admin('/metrics')).stdout;
     expect(metrics).toMatch(/detour_dns_queries_total\{source="local",rcode="NOERROR",type="A"\} [1-9]/);
     expect(metrics).toMatch(
       /detour_http_requests_total\{destination="orders",status="200"\} (2[1-9]|[3-9]\d)/,
     );
     expect(metrics).toMatch(/detour_connections_total\{direction="outbound",route="destination"\} [1-9]/);
+    expect(metrics).toMatch(/detour_dns_queries_total\{source="upstream",rcode="NOERROR",type="A"\} [1-9]/);
+    expect(metrics).toMatch(/detour_dns_queries_total\{source="cache",rcode="NOERROR",type="A"\} [1-9]/);
+    expect(metrics).toMatch(/detour_token_fetches_total\{destination="badsecret",outcome="error"\} [1-9]/);
+    expect(metrics).toMatch(/detour_upstream_errors_total\{destination="down",kind="connect-refused"\} 1/);
     const config = JSON.parse((await admin('/config')).stdout) as {
       destinations: { Name: string; vip: { ipv4: string } }[];
     };

@@ -87,6 +87,8 @@ export async function startDnsmasq(
       `--port=${opts.port}`,
       ...opts.listen.map((a) => `--listen-address=${a}`),
       `--address=/example.test/${opts.answer}`,
+      // answers with a TTL, so that caches keep them
+      '--local-ttl=60',
       '--log-facility=-',
     ],
     { uid: opts.uid },
