@@ -1,6 +1,15 @@
 import { describe, expect, test } from '@jest/globals';
 import { decodeQuery, udpLimit } from '../../dns/query.js';
-import { TYPE, WireError, fitUdp, nameToText, readMessage, readName } from '../../dns/wire.js';
+import {
+  EDNS_OPTION,
+  TYPE,
+  WireError,
+  fitUdp,
+  nameToText,
+  readMessage,
+  readName,
+  withoutEdnsOptions,
+} from '../../dns/wire.js';
 import { makeQuery, makeResponse, parse } from './dns-helpers.js';
 
 function header(id: number, flags: number, counts: [number, number, number, number]): Buffer {
@@ -137,5 +146,40 @@ describe('UDP truncation', () => {
     expect(t.header.tc).toBe(0);
     expect(t.answers).toHaveLength(3);
     expect(t.additionals.map((a) => a.type)).toEqual([TYPE.OPT]);
+  });
+});
+
+describe('EDNS options', () => {
+  /** A query whose OPT record carries a COOKIE (10) and a PADDING (12) option. */
+  function withOptions(): Buffer {
+    const q = makeQuery('www.example.test', TYPE.A, { edns: 1232 });
+    const options = Buffer.concat([
+      Buffer.from([0, 10, 0, 8]),
+      Buffer.from('12345678'),
+      Buffer.from([0, 12, 0, 2, 0, 0]),
+    ]);
+    const out = Buffer.concat([q, options]);
+    out.writeUInt16BE(options.length, q.length - 2);
+    return out;
+  }
+
+  test('the cookie is removed, other options and the rest of the message stay', () => {
+    const q = withOptions();
+    const layout = readMessage(q);
+    const stripped = withoutEdnsOptions(q, layout.edns, new Set([EDNS_OPTION.COOKIE]));
+    expect(stripped.length).toBe(q.length - 12);
+    const after = readMessage(stripped);
+    expect(after.edns).toMatchObject({ udpSize: 1232 });
+    expect(stripped.subarray(after.edns!.start + 11)).toEqual(Buffer.from([0, 12, 0, 2, 0, 0]));
+    expect(stripped.subarray(0, layout.edns!.start)).toEqual(q.subarray(0, layout.edns!.start));
+    // Nothing to remove: the same buffer.
+    expect(withoutEdnsOptions(stripped, after.edns, new Set([EDNS_OPTION.COOKIE]))).toBe(stripped);
+    expect(withoutEdnsOptions(q, undefined, new Set([EDNS_OPTION.COOKIE]))).toBe(q);
+  });
+
+  test('a malformed option list is left alone', () => {
+    const q = withOptions();
+    q.writeUInt16BE(200, q.length - 16); // the cookie's length field: it claims 200 octets
+    expect(withoutEdnsOptions(q, readMessage(q).edns, new Set([EDNS_OPTION.COOKIE]))).toBe(q);
   });
 });
