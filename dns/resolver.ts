@@ -7,6 +7,7 @@ import { decodeQuery, errorFor, udpLimit, type DecodedQuery } from './query.js';
 import { formatServer, type Upstream, type UpstreamResult } from './upstream.js';
 import type { Vip } from './vip.js';
 import {
+  EDNS_OPTION,
   MIN_UDP_SIZE,
   RCODE,
   equalsIgnoringAsciiCase,
@@ -16,6 +17,7 @@ import {
   readMessage,
   typeLabel,
   withId,
+  withoutEdnsOptions,
 } from './wire.js';
 import { decide, type Families, type Zone } from './zone.js';
 
@@ -47,6 +49,8 @@ export interface Resolver {
   /** The answer to send back, or undefined to send nothing. Never rejects. */
   handle(message: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined>;
 }
+
+const HOP_BY_HOP_OPTIONS: ReadonlySet<number> = new Set([EDNS_OPTION.COOKIE]);
 
 /** The response's rcode including EDNS's extended bits. */
 function fullRcode(response: Buffer): number {
@@ -86,7 +90,10 @@ export function createResolver(opts: ResolverOptions): Resolver {
     const k = `${transport}|${key}`;
     let p = pending.get(k);
     if (!p) {
-      p = opts.upstream.query(query.raw, transport).finally(() => pending.delete(k));
+      // DNS cookies (RFC 7873) are between two hops: the client's cookie means nothing to the upstream,
+      // and the upstream's answer cookie would be cached and handed to other clients.
+      const message = withoutEdnsOptions(query.raw, query.edns, HOP_BY_HOP_OPTIONS);
+      p = opts.upstream.query(message, transport).finally(() => pending.delete(k));
       pending.set(k, p);
     }
     return p;

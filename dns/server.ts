@@ -143,7 +143,12 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
             : {}),
           ...(opts.clusterDomain !== undefined ? { clusterDomain: opts.clusterDomain } : {}),
         });
-        opts.vips.sync(zone.names);
+        try {
+          opts.vips.sync(zone.names);
+        } catch (e) {
+          // A full VIP range: the names that got no VIP answer SERVFAIL, everything else still works.
+          log.warn({ err: (e as Error).message }, 'dns: not every destination name got a VIP');
+        }
         lastKey = key;
         log.debug({ names: zone.names.length }, 'dns zone updated');
       }
@@ -173,7 +178,11 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     reply: (response: Buffer | undefined) => void,
   ): boolean => {
     if (inFlight >= maxInFlight) {
-      opts.onQuery?.({ source: 'error', rcode: 'DROPPED', type: 'NONE', transport });
+      try {
+        opts.onQuery?.({ source: 'error', rcode: 'DROPPED', type: 'NONE', transport });
+      } catch {
+        // the resolver logs hook failures; here the packet is dropped either way
+      }
       log.debug({ transport, inFlight }, 'dns query dropped: too many in flight');
       return false;
     }

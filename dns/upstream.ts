@@ -164,7 +164,12 @@ function exchange(
       // connect(): only the server's datagrams arrive, and an ICMP "port unreachable" surfaces as an
       // error at once instead of a timeout.
       socket.connect(server.port, server.address, () => {
-        socket.send(query, (e) => e && finish(e));
+        if (done) return; // aborted or timed out meanwhile: the socket is closed
+        try {
+          socket.send(query, (e) => e && finish(e));
+        } catch (e) {
+          finish(e as Error);
+        }
       });
     } else {
       const socket = net.connect({ host: server.address, port: server.port });

@@ -434,6 +434,36 @@ export function withTtlsReducedBy(buf: Buffer, records: readonly RecordInfo[], s
   return out;
 }
 
+/** EDNS option codes (RFC 6891 §6.1.2). */
+export const EDNS_OPTION = { COOKIE: 10 } as const;
+
+/**
+ * A copy of `buf` without the EDNS options whose codes are in `codes` (the OPT record shrinks; nothing
+ * else moves relative to it, and the OPT record is last-section data nothing points into). Returns
+ * `buf` itself when there is nothing to remove or the OPT record cannot be read.
+ */
+export function withoutEdnsOptions(buf: Buffer, edns: Edns | undefined, codes: ReadonlySet<number>): Buffer {
+  if (!edns) return buf;
+  const rdataOffset = edns.start + 11;
+  const rdlength = buf.readUInt16BE(edns.start + 9);
+  const kept: Buffer[] = [];
+  let removed = false;
+  for (let pos = rdataOffset; pos < rdataOffset + rdlength;) {
+    if (pos + 4 > rdataOffset + rdlength) return buf;
+    const code = buf.readUInt16BE(pos);
+    const end = pos + 4 + buf.readUInt16BE(pos + 2);
+    if (end > rdataOffset + rdlength) return buf;
+    if (codes.has(code)) removed = true;
+    else kept.push(buf.subarray(pos, end));
+    pos = end;
+  }
+  if (!removed) return buf;
+  const rdata = Buffer.concat(kept);
+  const head = Buffer.from(buf.subarray(0, rdataOffset));
+  head.writeUInt16BE(rdata.length, edns.start + 9);
+  return Buffer.concat([head, rdata, buf.subarray(edns.end)]);
+}
+
 /** SOA record data: TTL of the record and its MINIMUM field (RFC 2308 §5: negative TTL = min of both). */
 export function soaMinimum(buf: Buffer, record: RecordInfo): number | undefined {
   if (record.type !== TYPE.SOA || record.rdlength < 22) return undefined;
