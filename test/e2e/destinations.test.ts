@@ -256,6 +256,17 @@ describe('destinations through the embedded DNS and the dataplane', () => {
   });
 
   test('a destination added to the file resolves and works; a removed one stops', async () => {
+    // One kept-alive connection making 300 requests over about 2 s while the file changes twice: none may fail.
+    const load = curl([
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{num_connects}\\n',
+      '--rate',
+      '150/s',
+      'http://billing/load/[1-300]',
+    ]);
     writeFileSync(
       destinationsFile,
       destinationsYaml(
@@ -272,7 +283,20 @@ describe('destinations through the embedded DNS and the dataplane', () => {
     await waitUntil(async () => (await dig(['added'])).stdout.trim() !== vip, 'the removed destination');
     const gone = await curl([`http://${vip}/x`]);
     expect(gone.exitCode).not.toBe(0);
-    // The others kept working throughout.
-    expect((await curl(['http://billing/still'])).stdout).toContain('/billing/still');
+    // The others kept working throughout, on the same connection.
+    const codes = (await load).stdout.trim().split('\n');
+    expect(codes).toHaveLength(300);
+    expect(codes.filter((c) => c.startsWith('200 ')).length).toBe(300);
+    expect(codes.filter((c) => c.endsWith(' 1')).length).toBe(1);
+  });
+
+  test('with the token service down, a cached token keeps working and a new fetch gives 502', async () => {
+    const oauth = peers.find((p) => p.output().includes('oauth ready'))!;
+    await oauth.stop();
+    expect((await curl(['http://orders/while-down'])).stdout).toContain('/api/while-down');
+    const fresh = await curl(['-i', 'http://badsecret/']);
+    expect(fresh.stdout).toMatch(/^HTTP\/1\.1 502/);
+    expect(fresh.stdout).toMatch(/x-error-origin: Token Service/i);
+    expect(fresh.stdout).toMatch(/unreachable/);
   });
 });
