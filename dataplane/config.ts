@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { createVipAllocator } from '../dns/vip.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -251,6 +252,11 @@ function validateResolved(config: DataplaneConfig): DataplaneConfig {
     throw new ConfigError(
       `dns.port and listeners.outbound.port are both ${config.dns.port}; they must differ`,
     );
+  }
+  try {
+    createVipAllocator({ ipv4Cidr: config.dns.vip.ipv4, ipv6Cidr: config.dns.vip.ipv6 });
+  } catch (error) {
+    throw new ConfigError(`dns.vip: ${(error as Error).message}`);
   }
   return config;
 }

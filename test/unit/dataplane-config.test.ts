@@ -215,6 +215,13 @@ describe('dns, admin and destinations sections', () => {
     expect(() => parseConfigText(text, 'detour.yaml')).toThrow(message);
   });
 
+  test('VIP ranges are checked up front (bad input, exit 2)', () => {
+    const file = parseConfigText('dns: { vip: { ipv4: 240.240.1.1/16 } }', 'detour.yaml');
+    expect(() => resolveConfig(file, {})).toThrow(
+      'dns.vip: VIP IPv4 range: "240.240.1.1/16" has host bits set (did you mean 240.240.0.0/16?)',
+    );
+  });
+
   test('the DNS port must differ from the outbound port', () => {
     expect(() => resolveConfig(undefined, { dnsPort: 15001 })).toThrow(
       'dns.port and listeners.outbound.port are both 15001; they must differ',
