@@ -1,16 +1,9 @@
 // `detour dataplane`: parse options, build the config, hand over to dataplane/main.ts.
 import type { Command } from 'commander';
-import {
-  ConfigError,
-  configDir,
-  type FlagValues,
-  loadConfigFile,
-  parseLogLevelFlag,
-  parsePortFlag,
-  parseTimeoutFlag,
-  resolveConfig,
-} from '../dataplane/config.js';
-import { runDataplane } from '../dataplane/main.js';
+import type { FlagValues } from '../dataplane/config.js';
+
+// The config module (zod, yaml) is loaded on use, so other subcommands start without it.
+type ConfigModule = typeof import('../dataplane/config.js');
 
 interface Options {
   config?: string;
@@ -28,7 +21,16 @@ interface Options {
 
 // Only flags given on the command line count: commander's implicit `inbound: true` from --no-inbound
 // must not override `listeners.inbound.enabled: false` from the config file.
-function flagValues(opts: Options, fromCli: (key: keyof Options) => boolean): FlagValues {
+function flagValues(
+  { parsePortFlag, parseLogLevelFlag, parseTimeoutFlag, ConfigError }: ConfigModule,
+  opts: Options,
+  fromCli: (key: keyof Options) => boolean,
+): FlagValues {
+  const parseBooleanFlag = (flag: string, value: string): boolean => {
+    if (value === 'true') return true;
+    if (value === 'false') return false;
+    throw new ConfigError(`${flag}: expected true or false, got "${value}"`);
+  };
   const flags: FlagValues = {};
   if (opts.outboundPort !== undefined)
     flags.outboundPort = parsePortFlag('--outbound-port', opts.outboundPort);
@@ -43,12 +45,6 @@ function flagValues(opts: Options, fromCli: (key: keyof Options) => boolean): Fl
   if (opts.adminPort !== undefined) flags.adminPort = parsePortFlag('--admin-port', opts.adminPort);
   if (opts.passthrough !== undefined) flags.passthrough = parseBooleanFlag('--passthrough', opts.passthrough);
   return flags;
-}
-
-function parseBooleanFlag(flag: string, value: string): boolean {
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  throw new ConfigError(`${flag}: expected true or false, got "${value}"`);
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -73,9 +69,13 @@ export function registerDataplane(program: Command): void {
     .option('--admin-port <port>', 'admin server port on 127.0.0.1 (default 9901)')
     .option('--passthrough <bool>', 'forward traffic that is not for a destination (default true)')
     .action(async (opts: Options, command: Command) => {
-      const flags = flagValues(opts, (key) => command.getOptionValueSource(key) === 'cli');
+      const configModule = await import('../dataplane/config.js');
+      const { loadConfigFile, configDir, resolveConfig } = configModule;
+      const flags = flagValues(configModule, opts, (key) => command.getOptionValueSource(key) === 'cli');
       const file = opts.config === undefined ? undefined : loadConfigFile(opts.config);
       const dir = opts.config === undefined ? '.' : configDir(opts.config);
-      await runDataplane(resolveConfig(file, flags, dir));
+      const config = resolveConfig(file, flags, dir);
+      const { runDataplane } = await import('../dataplane/main.js');
+      await runDataplane(config);
     });
 }

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { installTransparentProxy } from '../init/install.js';
-import { originalDestination } from '../dataplane/original-destination.js';
 import { addTransparentProxyOptions, configFromCommand, output } from './transparent-proxy-options.js';
 
 export function registerInstall(program: Command): void {
@@ -12,7 +10,10 @@ export function registerInstall(program: Command): void {
         "redirect the workload's traffic to the dataplane (iptables, iptables-nft or native nftables)",
       ),
   ).action(async (options: Record<string, unknown>) => {
-    const config = configFromCommand(options);
+    // Loaded on use: the other subcommands (and --help) start without them.
+    const { installTransparentProxy } = await import('../init/install.js');
+    const { originalDestination } = await import('../dataplane/original-destination.js');
+    const config = await configFromCommand(options);
     const result = await installTransparentProxy(config, output, originalDestination);
     if (config.dryRun) return;
     output.log(

@@ -2,7 +2,6 @@
 // and their conversion into config sources.
 import { Command, Option } from 'commander';
 import { FIELDS, envName } from '../init/config/fields.js';
-import { loadConfig } from '../init/config/load.js';
 import type { TransparentProxyConfig } from '../init/config/schema.js';
 
 const LIST_KINDS = new Set(['ports', 'cidrs', 'uidPorts']);
@@ -48,7 +47,8 @@ export function flagValues(options: Record<string, unknown>): Record<string, unk
   return values;
 }
 
-export function configFromCommand(options: Record<string, unknown>): TransparentProxyConfig {
+export async function configFromCommand(options: Record<string, unknown>): Promise<TransparentProxyConfig> {
+  const { loadConfig } = await import('../init/config/load.js');
   const files = [...((options.config as string[]) ?? []), ...((options.configFile as string[]) ?? [])];
   return loadConfig({ files, env: process.env, flags: flagValues(options) });
 }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { uninstallTransparentProxy } from '../init/install.js';
 import { addTransparentProxyOptions, configFromCommand, output } from './transparent-proxy-options.js';
 
 export function registerUninstall(program: Command): void {
@@ -9,7 +8,8 @@ export function registerUninstall(program: Command): void {
       .command('transparent-proxy')
       .description('remove exactly what install added (every backend), leaving all other rules alone'),
   ).action(async (options: Record<string, unknown>) => {
-    const config = configFromCommand(options);
+    const { uninstallTransparentProxy } = await import('../init/install.js');
+    const config = await configFromCommand(options);
     const result = await uninstallTransparentProxy(config, output);
     if (config.dryRun) return;
     output.log(

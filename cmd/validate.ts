@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import { ipv6Enabled, resolveUid } from '../init/host.js';
-import { validateTransparentProxy } from '../init/validate.js';
-import { originalDestination } from '../dataplane/original-destination.js';
 import { addTransparentProxyOptions, configFromCommand, output } from './transparent-proxy-options.js';
 
 export function registerValidate(program: Command): void {
@@ -13,7 +10,10 @@ export function registerValidate(program: Command): void {
         'prove that a connection to a TEST-NET address lands on the outbound port with its original destination',
       ),
   ).action(async (options: Record<string, unknown>) => {
-    const config = configFromCommand(options);
+    const { ipv6Enabled, resolveUid } = await import('../init/host.js');
+    const { validateTransparentProxy } = await import('../init/validate.js');
+    const { originalDestination } = await import('../dataplane/original-destination.js');
+    const config = await configFromCommand(options);
     const results = await validateTransparentProxy(config, {
       ipv6: config.ipFamilyMode === 'dualstack' && ipv6Enabled(),
       dataplaneUid: await resolveUid(config.dataplaneUser),
