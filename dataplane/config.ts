@@ -244,11 +244,7 @@ function validateResolved(config: DataplaneConfig): DataplaneConfig {
   if (inbound.enabled && inbound.port === outbound.port) {
     throw new ConfigError(`listeners: outbound and inbound port are both ${outbound.port}; they must differ`);
   }
-  const loopbackPorts: [string, number][] = [
-    ['listeners.outbound.port', outbound.port],
-    ['dns.port', config.dns.port],
-  ];
-  if (loopbackPorts[0]![1] === loopbackPorts[1]![1]) {
+  if (config.dns.port === outbound.port) {
     throw new ConfigError(
       `dns.port and listeners.outbound.port are both ${config.dns.port}; they must differ`,
     );

@@ -49,8 +49,9 @@ export function handleConnection(
     return;
   }
   const originalDestination = formatEndpoint(dst.address, dst.port);
+  const connLog = log.child({ originalDestination });
   if (direction === 'outbound' && ctx.route) {
-    const route = ctx.route(client, dst.address, log.child({ originalDestination }));
+    const route = ctx.route(client, dst.address, connLog);
     if (route) {
       ctx.count?.(direction, route.kind);
       return;
@@ -58,15 +59,11 @@ export function handleConnection(
   }
   if (!ctx.passthrough) {
     ctx.count?.(direction, 'refused');
-    log.warn(
-      { originalDestination, reason: 'passthrough disabled and not a destination' },
-      'connection refused',
-    );
+    connLog.warn({ reason: 'passthrough disabled and not a destination' }, 'connection refused');
     client.destroy();
     return;
   }
   ctx.count?.(direction, 'passthrough');
-  const connLog = log.child({ originalDestination });
   connLog.info(`${direction} connection`);
   forward(client, dst, { connectTimeoutMs: ctx.connectTimeoutMs }, connLog);
 }

@@ -1,6 +1,8 @@
 // The dataplane's Prometheus metrics (prom-client, one registry per dataplane) and the small hooks
 // the DNS server, HTTP handler and authenticator call to feed them.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createDnsQueryCounter } from '../dns/metrics.js';
+import type { DnsQueryEvent } from '../dns/resolver.js';
 
 export interface Metrics {
   registry: Registry;
@@ -9,7 +11,8 @@ export interface Metrics {
   upstreamError(destination: string, kind: string): void;
   tokenFetch(destination: string, outcome: string, durationMs: number): void;
   tokenCache(destination: string, result: 'hit' | 'miss'): void;
-  dnsQuery(source: string, rcode: string, type: string): void;
+  /** the DNS server's onQuery hook (detour_dns_queries_total, defined by dns/) */
+  dnsQuery(event: DnsQueryEvent): void;
 }
 
 export function createMetrics(): Metrics {
@@ -59,12 +62,7 @@ export function createMetrics(): Metrics {
     labelNames: ['destination', 'result'],
     registers: [registry],
   });
-  const dnsQueries = new Counter({
-    name: 'detour_dns_queries_total',
-    help: 'DNS queries by how they were answered (local, cache, upstream, error), rcode and type',
-    labelNames: ['source', 'rcode', 'type'],
-    registers: [registry],
-  });
+  const dnsQueries = createDnsQueryCounter(registry);
   return {
     registry,
     connection: (direction, route) => connections.inc({ direction, route }),
@@ -78,6 +76,6 @@ export function createMetrics(): Metrics {
       tokenFetchSeconds.observe({ destination }, durationMs / 1000);
     },
     tokenCache: (destination, result) => tokenCache.inc({ destination, result }),
-    dnsQuery: (source, rcode, type) => dnsQueries.inc({ source, rcode, type }),
+    dnsQuery: dnsQueries.onQuery,
   };
 }

@@ -70,7 +70,7 @@ export async function startServices(
         : { resolvConf: config.dns.upstream.resolvConf },
       ...(config.dns.kubernetesNamespace ? { kubernetesNamespace: config.dns.kubernetesNamespace } : {}),
       logger: log.child({ component: 'dns' }),
-      onQuery: (e) => metrics.dnsQuery(e.source, e.rcode, e.type),
+      onQuery: metrics.dnsQuery,
     });
     closers.push(() => dns.close());
 
@@ -99,13 +99,9 @@ export async function startServices(
         pipeTcpDestination(socket, destination, { logger, connectTimeoutMs: destination.connectTimeoutMs }),
     });
 
-    let dnsUp = true;
-    closers.push(() => {
-      dnsUp = false;
-    });
     const notReady = () => [
       ...(listeners().length === 0 ? ['listeners not open'] : []),
-      ...(dnsUp ? [] : ['dns not listening']),
+      ...(dns.addresses.length > 0 ? [] : ['dns not listening']),
       ...(sources.loaded() ? [] : ['destinations not loaded']),
     ];
     const configDocument = () => ({

@@ -5,6 +5,7 @@ import {
   desiredTables,
   fingerprint,
   hasDetourState,
+  tableHasDetourState,
   parseSave,
   reconcileText,
   sameState,
@@ -54,8 +55,13 @@ export class IptablesBackend implements Backend {
     this.name = `iptables-${flavour}`;
   }
 
-  private tools(family: Family) {
-    return findTools(this.flavour, family);
+  // Which binaries to use does not change during a run; looking them up spawns a shell each time.
+  private readonly toolsByFamily = new Map<Family, Promise<Tools | undefined>>();
+
+  private tools(family: Family): Promise<Tools | undefined> {
+    let tools = this.toolsByFamily.get(family);
+    if (!tools) this.toolsByFamily.set(family, (tools = findTools(this.flavour, family)));
+    return tools;
   }
 
   async available(): Promise<boolean> {
@@ -130,7 +136,7 @@ export class IptablesBackend implements Backend {
     const desired = rules ? desiredTables(rules, family) : new Map<Table, TableState>();
     const tables = new Set<string>([
       ...desired.keys(),
-      ...[...current.keys()].filter((t) => hasDetourState(new Map([[t, current.get(t)!]]))),
+      ...[...current.entries()].filter(([, state]) => tableHasDetourState(state)).map(([t]) => t),
     ]);
     for (const table of tables) {
       if (sameState(current.get(table), desired.get(table as Table))) continue;

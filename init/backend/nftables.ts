@@ -18,8 +18,14 @@ export class NftablesBackend implements Backend {
 
   constructor(private readonly ctx: RunContext) {}
 
+  private nftFound: Promise<boolean> | undefined;
+
+  private hasNft(): Promise<boolean> {
+    return (this.nftFound ??= which('nft').then((path) => path !== undefined));
+  }
+
   async available(): Promise<boolean> {
-    if (!(await which('nft'))) return false;
+    if (!(await this.hasNft())) return false;
     return (
       this.ctx.unprivileged ||
       (await run({ ...this.ctx, verbose: false }, 'nft', ['list', 'tables'])).exitCode === 0
@@ -32,7 +38,7 @@ export class NftablesBackend implements Backend {
   }
 
   private async current(): Promise<string | undefined> {
-    if (!(await which('nft'))) return undefined;
+    if (!(await this.hasNft())) return undefined;
     const result = await run({ ...this.ctx, verbose: false }, 'nft', ['list', 'table', 'inet', NFT_TABLE]);
     return result.exitCode === 0 ? result.stdout : undefined;
   }

@@ -1,6 +1,7 @@
 // Parsers for the value kinds of the transparent-proxy config. Pure; each throws a plain Error whose
 // message says what is wrong with the value (the caller adds where it came from).
 import { isIP } from 'node:net';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../dns/ip.js';
 
 export interface PortRange {
   from: number;
@@ -71,56 +72,12 @@ export function parseBoolean(value: unknown): boolean {
   throw new Error(`"${String(value)}" is not a boolean: expected true or false`);
 }
 
-function ipv4ToInt(address: string): number {
-  return address.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
-function intToIpv4(n: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
-}
-
-function ipv6ToBigInt(address: string): bigint {
-  let text = address;
-  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4tail) {
-    const n = ipv4ToInt(v4tail[1]!);
-    text = text.slice(0, -v4tail[1]!.length) + `${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const headParts = head ? head.split(':') : [];
-  const tailParts = tail ? tail.split(':') : [];
-  const missing = 8 - headParts.length - tailParts.length;
-  const parts = [...headParts, ...Array(tail === undefined ? 0 : missing).fill('0'), ...tailParts];
-  return parts.reduce((acc, part) => (acc << 16n) + BigInt(parseInt(part || '0', 16)), 0n);
-}
-
-/** RFC 5952 text, as iptables-save and nft print it. */
-export function formatIpv6(n: bigint): string {
-  const groups = Array.from({ length: 8 }, (_, i) => Number((n >> BigInt(16 * (7 - i))) & 0xffffn));
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength && j - i > 1) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
-
 export function parseCidr(text: string): Cidr {
-  const [address, prefixText, extra] = text.trim().split('/');
-  const family = isIP(address ?? '');
-  if (extra !== undefined || (family !== 4 && family !== 6)) {
+  const [address = '', prefixText, extra] = text.trim().split('/');
+  const family = isIP(address);
+  const value =
+    family === 4 ? BigInt(parseIPv4(address) ?? -1) : family === 6 ? parseIPv6(address) : undefined;
+  if (extra !== undefined || value === undefined || value < 0n) {
     throw new Error(`"${text}" is not an IPv4 or IPv6 address or CIDR (e.g. 10.0.0.0/8, fd00::/8)`);
   }
   const max = family === 4 ? 32 : 128;
@@ -129,12 +86,11 @@ export function parseCidr(text: string): Cidr {
   }
   const prefix = prefixText === undefined ? max : Number(prefixText);
   if (prefix > max) throw new Error(`"${text}" has an invalid prefix length: expected 0-${max}`);
-  if (family === 4) {
-    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    return { family: 4, cidr: `${intToIpv4((ipv4ToInt(address!) & mask) >>> 0)}/${prefix}` };
-  }
-  const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(128 - prefix);
-  return { family: 6, cidr: `${formatIpv6(ipv6ToBigInt(address!) & mask)}/${prefix}` };
+  // Host bits are cleared: iptables-save prints the network, and verification compares with it.
+  const bits = BigInt(max - prefix);
+  const network = (value >> bits) << bits;
+  const networkText = family === 4 ? formatIPv4(Number(network)) : formatIPv6(network);
+  return { family: family === 4 ? 4 : 6, cidr: `${networkText}/${prefix}` };
 }
 
 export function parseCidrList(value: unknown): Cidr[] {

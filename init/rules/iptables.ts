@@ -134,8 +134,12 @@ export function parseSave(text: string): Map<string, TableState> {
   return tables;
 }
 
+export function tableHasDetourState(state: TableState): boolean {
+  return state.ownChains.length > 0 || state.hookLines.length > 0;
+}
+
 export function hasDetourState(tables: Map<string, TableState>): boolean {
-  return [...tables.values()].some((t) => t.ownChains.length > 0 || t.hookLines.length > 0);
+  return [...tables.values()].some(tableHasDetourState);
 }
 
 /**
@@ -146,7 +150,7 @@ export function hasDetourState(tables: Map<string, TableState>): boolean {
 export function reconcileText(current: Map<string, TableState>, desired: Map<Table, TableState>): string {
   const names = new Set<string>([
     ...desired.keys(),
-    ...[...current.entries()].filter(([, s]) => hasDetourState(new Map([['x', s]]))).map(([t]) => t),
+    ...[...current.entries()].filter(([, state]) => tableHasDetourState(state)).map(([t]) => t),
   ]);
   const ordered = [...names].sort(
     (a, b) => TABLE_ORDER.indexOf(a as Table) - TABLE_ORDER.indexOf(b as Table),

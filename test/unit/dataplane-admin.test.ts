@@ -37,7 +37,7 @@ describe('admin server', () => {
 
   test('/metrics exposes the counters the dataplane feeds', async () => {
     metrics.request('orders', 200, 12);
-    metrics.dnsQuery('local', 'NOERROR', 'A');
+    metrics.dnsQuery({ source: 'local', rcode: 'NOERROR', type: 'A', transport: 'udp' });
     metrics.tokenFetch('orders', 'ok', 30);
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toContain('detour_http_requests_total{destination="orders",status="200"} 1');

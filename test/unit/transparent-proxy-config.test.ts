@@ -115,6 +115,7 @@ describe('value parsers', () => {
     expect(parseCidr('192.0.2.7')).toEqual({ family: 4, cidr: '192.0.2.7/32' });
     expect(parseCidr('2001:DB8:0:0::1/32')).toEqual({ family: 6, cidr: '2001:db8::/32' });
     expect(parseCidr('fd00::1')).toEqual({ family: 6, cidr: 'fd00::1/128' });
+    expect(() => parseCidr('fe80::1%eth0')).toThrow(/is not an IPv4 or IPv6 address or CIDR/);
   });
 
   test('[protocol:][ports:]uids', () => {
