@@ -1,0 +1,31 @@
+// The contract between the parts of the dataplane that leave through a proxy: the connectivity proxy
+// (on-premise destinations, SAP BTP style) and corporate egress proxies (Internet destinations).
+// Config parsing and token handling produce these; the HTTP and TCP paths consume them.
+
+/** The SAP-style connectivity proxy in front of the Cloud Connector. */
+export interface ConnectivityProxy {
+  host: string;
+  /** HTTP port: requests in absolute form with `Proxy-Authorization: Bearer <token>` (default 20003) */
+  httpPort: number;
+  /** SOCKS5 port: SAP's authentication method 0x80 with the same token (default 20004) */
+  socks5Port: number;
+  /**
+   * The JWT for `Proxy-Authorization` / the SOCKS5 0x80 frame: a client-credentials token of the
+   * connectivity service key for this tenant (cached, refreshed before expiry), or undefined in
+   * trusted mode (no proxy authorization). Rejects when the token service fails.
+   */
+  token(tenant?: string): Promise<string | undefined>;
+}
+
+/** A corporate proxy for Internet destinations. Credentials never appear in logs or /config. */
+export type EgressProxy =
+  | { kind: 'http'; host: string; port: number; username?: string; password?: string }
+  | { kind: 'socks5'; host: string; port: number; username?: string; password?: string };
+
+export interface EgressProxies {
+  /**
+   * The proxy a connection to host:port should use, or undefined for a direct connection (none
+   * configured, or NO_PROXY matches). `scheme` is the destination's: http, https or tcp.
+   */
+  forTarget(host: string, port: number, scheme: 'http' | 'https' | 'tcp'): EgressProxy | undefined;
+}
