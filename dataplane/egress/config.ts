@@ -63,7 +63,8 @@ export const egressProxySchema = z.strictObject(
     noProxy: z
       .array(z.string())
       .superRefine((entries, ctx) => {
-        for (const problem of parseNoProxy(entries).problems) ctx.addIssue({ code: 'custom', message: problem });
+        for (const problem of parseNoProxy(entries).problems)
+          ctx.addIssue({ code: 'custom', message: problem });
       })
       .optional(),
     /** read HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY (default true); the config's values win */
@@ -203,7 +204,8 @@ export function resolveEgressProxy(
       const parsed = parseNoProxy(splitNoProxy(found.value));
       settings.noProxy = parsed.noProxy.entries.slice();
       settings.sources.noProxy = found.name;
-      for (const problem of parsed.problems) settings.warnings.push(`${found.name}: entry ${problem} ignored`);
+      for (const problem of parsed.problems)
+        settings.warnings.push(`${found.name}: entry ${problem} ignored`);
     }
   }
   return settings;

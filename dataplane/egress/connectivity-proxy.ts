@@ -18,17 +18,14 @@ const TOKEN_READ_TIMEOUT_MS = 30_000;
 export const CONNECTIVITY_PROXY_TOKEN_NAME = '$connectivity-proxy';
 
 export interface DataplaneConnectivityProxy extends ConnectivityProxy {
-  /** `host:port` of the HTTP port, for messages */
-  readonly httpEndpoint: string;
   readonly trusted: boolean;
   /** for /config: no secrets */
   describe(): Record<string, unknown>;
 }
 
-function tokenDestination(
-  settings: ConnectivityProxySettings & { auth: { kind: 'serviceKey' } },
-  tenant: string | undefined,
-): Destination {
+type ServiceKeyAuth = Extract<ConnectivityProxySettings['auth'], { kind: 'serviceKey' }>;
+
+function tokenDestination(key: ServiceKeyAuth, tenant: string | undefined): Destination {
   return {
     name: tenant ? `${CONNECTIVITY_PROXY_TOKEN_NAME}@${tenant}` : CONNECTIVITY_PROXY_TOKEN_NAME,
     type: 'HTTP',
@@ -36,9 +33,9 @@ function tokenDestination(
     authentication: 'OAuth2ClientCredentials',
     headers: [],
     queries: [],
-    tokenServiceURL: settings.auth.tokenUrl,
-    clientId: settings.auth.clientId,
-    clientSecret: settings.auth.clientSecret,
+    tokenServiceURL: key.tokenUrl,
+    clientId: key.clientId,
+    clientSecret: key.clientSecret,
     trustAll: false,
     connectTimeoutMs: TOKEN_CONNECT_TIMEOUT_MS,
     readTimeoutMs: TOKEN_READ_TIMEOUT_MS,
@@ -50,17 +47,15 @@ export function createConnectivityProxy(
   settings: ConnectivityProxySettings,
   authenticator: Authenticator,
 ): DataplaneConnectivityProxy {
-  const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
   const auth = settings.auth;
   // Dedicated mode: one tenant, the key's own. The parameter is kept for the shared (multitenant) mode,
   // where each tenant gets its own token (its own cache entry through the destination name).
   const destinations = new Map<string, Destination>();
-  const destinationFor = (tenant: string | undefined): Destination => {
-    const key = tenant ?? '';
-    let d = destinations.get(key);
+  const destinationFor = (key: ServiceKeyAuth, tenant: string | undefined): Destination => {
+    let d = destinations.get(tenant ?? '');
     if (!d) {
-      d = tokenDestination({ ...settings, auth } as ConnectivityProxySettings & { auth: { kind: 'serviceKey' } }, tenant);
-      destinations.set(key, d);
+      d = tokenDestination(key, tenant);
+      destinations.set(tenant ?? '', d);
     }
     return d;
   };
@@ -68,11 +63,10 @@ export function createConnectivityProxy(
     host: settings.host,
     httpPort: settings.httpPort,
     socks5Port: settings.socks5Port,
-    httpEndpoint: `${host}:${settings.httpPort}`,
     trusted: auth.kind === 'trusted',
     async token(tenant?: string): Promise<string | undefined> {
       if (auth.kind === 'trusted') return undefined;
-      const result = await authenticator.authenticate(destinationFor(tenant));
+      const result = await authenticator.authenticate(destinationFor(auth, tenant));
       const value = result.headers.find(([name]) => name.toLowerCase() === 'authorization')?.[1];
       return value?.replace(/^Bearer /, '');
     },

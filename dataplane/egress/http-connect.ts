@@ -74,8 +74,7 @@ export function openTunnel(options: TunnelOptions): Promise<net.Socket> {
             options.timeoutMs,
           )
         : undefined;
-    const onAbort = (): void =>
-      fail(new EgressProxyError('tunnel aborted', label, 'ABORT_ERR'));
+    const onAbort = (): void => fail(new EgressProxyError('tunnel aborted', label, 'ABORT_ERR'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const cleanup = (): void => {
       if (timer) clearTimeout(timer);
@@ -93,18 +92,36 @@ export function openTunnel(options: TunnelOptions): Promise<net.Socket> {
         ),
       );
     const onClose = (): void =>
-      fail(new EgressProxyError(`egress proxy ${label} closed the connection during CONNECT`, label, 'ECONNRESET'));
+      fail(
+        new EgressProxyError(
+          `egress proxy ${label} closed the connection during CONNECT`,
+          label,
+          'ECONNRESET',
+        ),
+      );
     const onData = (chunk: Buffer): void => {
       received = Buffer.concat([received, chunk]);
       const end = received.indexOf(HEAD_END);
       if (end < 0) {
         if (received.length > MAX_HEAD)
-          fail(new EgressProxyError(`egress proxy ${label} sent an oversized CONNECT answer`, label, 'HPE_HEADER_OVERFLOW'));
+          fail(
+            new EgressProxyError(
+              `egress proxy ${label} sent an oversized CONNECT answer`,
+              label,
+              'HPE_HEADER_OVERFLOW',
+            ),
+          );
         return;
       }
       const match = /^HTTP\/1\.[01] (\d{3})/.exec(received.toString('latin1', 0, 16));
       if (!match) {
-        fail(new EgressProxyError(`egress proxy ${label} did not answer CONNECT with HTTP`, label, 'HPE_INVALID_CONSTANT'));
+        fail(
+          new EgressProxyError(
+            `egress proxy ${label} did not answer CONNECT with HTTP`,
+            label,
+            'HPE_INVALID_CONSTANT',
+          ),
+        );
         return;
       }
       const status = Number(match[1]);

@@ -80,7 +80,14 @@ function parseEntry(entry: string): Rule | string {
     return { kind: 'range', family: base.family, base: base.value & mask, prefix, ...withPort };
   }
   const ip = address(hostPart);
-  if (ip) return { kind: 'range', family: ip.family, base: ip.value, prefix: ip.family === 4 ? 32 : 128, ...withPort };
+  if (ip)
+    return {
+      kind: 'range',
+      family: ip.family,
+      base: ip.value,
+      prefix: ip.family === 4 ? 32 : 128,
+      ...withPort,
+    };
   const domain = normalizeHost(hostPart.replace(/^\*?\./, ''));
   if (domain === '' || !/^[a-z0-9_.-]+$/.test(domain)) return 'not a host name, address or range';
   return { kind: 'domain', domain, ...withPort };

@@ -23,7 +23,10 @@ function kindOf(scheme: string): EgressProxy['kind'] | { unsupported: string } {
     case 'socks':
       return 'socks5';
     case 'https':
-      return { unsupported: 'TLS to the proxy (https://) is not supported; use http:// (CONNECT still carries TLS to https targets)' };
+      return {
+        unsupported:
+          'TLS to the proxy (https://) is not supported; use http:// (CONNECT still carries TLS to https targets)',
+      };
     case 'socks4':
     case 'socks4a':
       return { unsupported: 'SOCKS4 is not supported; use socks5://' };

@@ -28,7 +28,8 @@ export class ServiceKeyError extends Error {
 
 function tokenEndpoint(base: string): string {
   const url = new URL(base);
-  if (!/\/oauth\/token\/?$/.test(url.pathname)) url.pathname = `${url.pathname.replace(/\/+$/, '')}/oauth/token`;
+  if (!/\/oauth\/token\/?$/.test(url.pathname))
+    url.pathname = `${url.pathname.replace(/\/+$/, '')}/oauth/token`;
   return url.href;
 }
 

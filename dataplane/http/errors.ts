@@ -10,6 +10,7 @@
 // "Token Service" and "Upstream" for those.
 import { TokenServiceError } from '../auth/types.js';
 import { EgressProxyError } from '../egress/http-connect.js';
+import type { Socks5Error } from '../egress/socks5.js';
 
 export const ERROR_ORIGINS = {
   transparentProxy: 'Transparent Proxy',
@@ -151,7 +152,12 @@ export function authenticationFailed(error: unknown, ctx: FailureContext): Proxy
 
 /** A user JWT is required (PrincipalPropagation) but the request carried none. */
 export function missingUserToken(message: string): ProxyFailure {
-  return { status: 400, origin: ERROR_ORIGINS.transparentProxy, kind: 'authentication', message: safeText(message) };
+  return {
+    status: 400,
+    origin: ERROR_ORIGINS.transparentProxy,
+    kind: 'authentication',
+    message: safeText(message),
+  };
 }
 
 /** The connectivity proxy's own token could not be fetched (and no cached one is valid). */
@@ -171,7 +177,12 @@ export function connectivityTokenFailed(error: unknown, ctx: FailureContext): Pr
  * The proxy answered for itself instead of forwarding: 407 (its authorization was refused), or for the
  * connectivity proxy 405 / 503 (see ../onprem/proxy-response.ts for how such answers are recognised).
  */
-export function proxyRejected(status: number, ctx: FailureContext, hop: ProxyHop, detail?: string): ProxyFailure {
+export function proxyRejected(
+  status: number,
+  ctx: FailureContext,
+  hop: ProxyHop,
+  detail?: string,
+): ProxyFailure {
   const at = `${hopName(hop)} for destination '${ctx.destination}' (${ctx.target ?? 'unknown target'})`;
   const extra = detail ? `: ${safeText(detail, 200)}` : '';
   if (status === 407)
@@ -213,6 +224,8 @@ export function upstreamFailed(error: unknown, ctx: FailureContext): ProxyFailur
     if (hop && e.status !== undefined) return proxyRejected(e.status, ctx, hop);
     if (hop) return proxyConnectFailed(e.code, ctx, hop);
   }
+  if (hop && (error as Error | undefined)?.name === 'Socks5Error')
+    return socks5Failed(error as Socks5Error, ctx, hop);
   const code = codeOf(error) ?? 'UNKNOWN';
   if (hop?.connectsToProxy && CONNECT_LEVEL.has(code)) return proxyConnectFailed(code, ctx, hop);
   const at = `destination '${ctx.destination}' (${ctx.target ?? 'unknown target'})`;
@@ -267,6 +280,23 @@ const CONNECT_LEVEL = new Set([
   'CONNECT_TIMEOUT',
   'ETIMEDOUT',
 ]);
+
+/** A SOCKS5 proxy could not be reached, refused the credentials, or could not reach the target. */
+function socks5Failed(error: Socks5Error, ctx: FailureContext, hop: ProxyHop): ProxyFailure {
+  if (error.stage === 'proxy-connect') return proxyConnectFailed(error.code ?? 'UNKNOWN', ctx, hop);
+  const at = `${hopName(hop)} for destination '${ctx.destination}' (${ctx.target ?? 'unknown target'})`;
+  const message = safeText(error.message, 300);
+  if (error.stage === 'auth' || error.stage === 'greeting')
+    return { status: 502, origin: hop.origin, kind: 'proxy-authentication', message: `${at}: ${message}` };
+  const unreachable = error.replyCode !== undefined && [0x03, 0x04, 0x05, 0x06].includes(error.replyCode);
+  const timeout = error.code === 'ETIMEDOUT' || error.code === 'CONNECT_TIMEOUT';
+  return {
+    status: timeout ? 504 : unreachable ? 503 : 502,
+    origin: hop.origin,
+    kind: timeout ? 'connect-timeout' : unreachable ? 'unreachable' : 'proxy',
+    message: `${at}: ${message}`,
+  };
+}
 
 /** The proxy itself could not be reached. */
 function proxyConnectFailed(code: string, ctx: FailureContext, hop: ProxyHop): ProxyFailure {

@@ -73,8 +73,11 @@ export class UpstreamPools {
     identity?: string,
   ): UpstreamEntry {
     const key =
-      via.kind === 'direct' ? connectionKey(destination, credentials) : connectionKey(destination, credentials, viaKey(via));
-    const mapKey = identity === undefined ? destination.name : `${destination.name}\0${identityDigest(identity)}`;
+      via.kind === 'direct'
+        ? connectionKey(destination, credentials)
+        : connectionKey(destination, credentials, viaKey(via));
+    const mapKey =
+      identity === undefined ? destination.name : `${destination.name}\0${identityDigest(identity)}`;
     const current = this.entries.get(mapKey);
     if (current?.key === key) {
       current.lastUsed = Date.now();
@@ -93,11 +96,16 @@ export class UpstreamPools {
       throw new DestinationTlsError(`its TLS settings are unusable (${(error as Error).message})`);
     }
     const connect =
-      via.kind === 'http-proxy' && url.protocol === 'https:'
+      (via.kind === 'http-proxy' && url.protocol === 'https:') || via.kind === 'socks5'
         ? tunnelConnector(via.proxy, tls, destination.connectTimeoutMs)
         : { timeout: destination.connectTimeoutMs, ...(via.kind === 'direct' ? (tls ?? {}) : {}) };
     // Absolute-form requests go to the proxy's origin; the request path carries the target.
-    const origin = via.kind === 'connectivity-proxy' ? via.origin : via.kind === 'http-proxy' && url.protocol === 'http:' ? `http://${hostPort(via.proxy.host, via.proxy.port)}` : url.origin;
+    const origin =
+      via.kind === 'connectivity-proxy'
+        ? via.origin
+        : via.kind === 'http-proxy' && url.protocol === 'http:'
+          ? `http://${hostPort(via.proxy.host, via.proxy.port)}`
+          : url.origin;
     const pool = new Pool(origin, {
       connect,
       headersTimeout: destination.readTimeoutMs,

@@ -60,12 +60,7 @@ export function onPremiseRequest(
   let jwt: string | undefined;
   if (principal) {
     jwt = userJwt(appHeaders);
-    if (jwt === undefined)
-      return {
-        missingUserToken:
-          `Destination '${destination.name}' uses PrincipalPropagation: send the user's JWT as ` +
-          "'Authorization: Bearer <token>' (exactly one Authorization header).",
-      };
+    if (jwt === undefined) return { missingUserToken: missingTokenMessage(destination.name) };
   }
   const authLower = SAP_HEADERS.authentication.toLowerCase();
   const techLower = SAP_HEADERS.technicalAuthentication.toLowerCase();
@@ -87,10 +82,32 @@ export function onPremiseRequest(
   if (!hasLocation && destination.locationId) headers.push([SAP_HEADERS.location, destination.locationId]);
   if (jwt !== undefined) headers.push([SAP_HEADERS.authentication, `Bearer ${jwt}`]);
   if (proxyToken !== undefined) headers.push(['Proxy-Authorization', `Bearer ${proxyToken}`]);
-  const identity = jwt !== undefined ? `user ${jwt}` : technicalValue !== undefined ? `technical ${technicalValue}` : undefined;
+  const identity =
+    jwt !== undefined
+      ? `user ${jwt}`
+      : technicalValue !== undefined
+        ? `technical ${technicalValue}`
+        : undefined;
   return {
     path: upstream.origin + upstream.path,
     headers,
     ...(identity !== undefined ? { identity } : {}),
   };
+}
+
+/** PrincipalPropagation without a usable user JWT: the 400 message; else undefined. */
+export function principalPropagationProblem(
+  destination: OnPremiseDestination,
+  appHeaders: HeaderList,
+): string | undefined {
+  if (destination.authentication !== 'PrincipalPropagation' || userJwt(appHeaders) !== undefined)
+    return undefined;
+  return missingTokenMessage(destination.name);
+}
+
+function missingTokenMessage(name: string): string {
+  return (
+    `Destination '${name}' uses PrincipalPropagation: send the user's JWT as ` +
+    "'Authorization: Bearer <token>' (exactly one Authorization header)."
+  );
 }
