@@ -8,6 +8,9 @@ import { createAuthenticator } from './auth/authenticator.js';
 import type { DataplaneConfig } from './config.js';
 import { redactDestination } from './destinations/redact.js';
 import { startDestinationSources, type DestinationSources } from './destinations/sources.js';
+import { createConnectivityProxy, type DataplaneConnectivityProxy } from './egress/connectivity-proxy.js';
+import { createEgressProxies } from './egress/egress-proxies.js';
+import type { EgressContext } from './egress/types.js';
 import { createHttpDestinationHandler, type HttpDestinationHandler } from './http/handler.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -83,6 +86,15 @@ export async function startServices(
       },
     });
     closers.push(() => authenticator.close());
+
+    // Created once; the HTTP path and the TCP path share them (and the connectivity proxy's token cache).
+    const connectivityProxy: DataplaneConnectivityProxy | undefined = config.connectivityProxy
+      ? createConnectivityProxy(config.connectivityProxy, authenticator)
+      : undefined;
+    const egressProxies = createEgressProxies(config.egressProxy);
+    const egress: EgressContext = { ...(connectivityProxy ? { connectivityProxy } : {}), egressProxies };
+    for (const warning of config.egressProxy.warnings) log.warn({ warning }, 'egress proxy setting ignored');
+
     const http: HttpDestinationHandler = createHttpDestinationHandler({
       authenticator,
       logger: log.child({ component: 'http' }),
@@ -90,13 +102,18 @@ export async function startServices(
         onRequest: (e) => metrics.request(e.destination, e.status, e.durationMs),
         onUpstreamError: (e) => metrics.upstreamError(e.destination, e.kind),
       },
+      egress,
     });
     closers.push(() => http.close(2000));
 
     const route = createRouter(vipLookup(vips), registry, {
       http: (socket, destination) => http.handle(socket, destination),
       tcp: (socket, destination, logger) =>
-        pipeTcpDestination(socket, destination, { logger, connectTimeoutMs: destination.connectTimeoutMs }),
+        pipeTcpDestination(socket, destination, {
+          logger,
+          connectTimeoutMs: destination.connectTimeoutMs,
+          ...egress,
+        }),
     });
 
     const notReady = () => [
@@ -116,6 +133,8 @@ export async function startServices(
         ttl: config.dns.ttl,
         vipRanges: { ipv4: vips.ipv4Cidr, ipv6: vips.ipv6Cidr },
       },
+      connectivityProxy: connectivityProxy?.describe() ?? 'not configured',
+      egressProxy: egressProxies.describe(),
       destinations: registry.list().map((d) => ({
         ...redactDestination(d),
         vip: vips.vipFor(d.name),

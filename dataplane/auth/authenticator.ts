@@ -88,6 +88,13 @@ export function createAuthenticator(options: AuthenticatorOptions): DataplaneAut
           const token = await oauth.token(destination, grantFor(destination)!, authOptions);
           return { headers: [['authorization', `Bearer ${token}`]] };
         }
+        case 'PrincipalPropagation':
+          // the user's JWT comes with each request (see ../onprem/request.ts)
+          return { headers: [] };
+        case 'OAuth2TechnicalUserPropagation': {
+          const token = await oauth.token(destination, 'client_credentials', authOptions);
+          return { headers: [['sap-connectivity-technical-authentication', `Bearer ${token}`]] };
+        }
         case 'ClientCertificateAuthentication': {
           const store = destination.keyStore;
           let tls = store ? keyStores.get(store) : undefined;

@@ -29,3 +29,13 @@ export interface EgressProxies {
    */
   forTarget(host: string, port: number, scheme: 'http' | 'https' | 'tcp'): EgressProxy | undefined;
 }
+
+/**
+ * What the dataplane was configured with, created once in services.ts and handed to both the HTTP and
+ * the TCP destination paths. Either may be absent: no connectivityProxy means OnPremise destinations
+ * fail with a clear error; no egressProxies means every Internet target is connected to directly.
+ */
+export interface EgressContext {
+  connectivityProxy?: ConnectivityProxy;
+  egressProxies?: EgressProxies;
+}

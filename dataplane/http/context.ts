@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { FailureKind, ProxyFailure } from './errors.js';
 import type { UpstreamPools } from './pools.js';
 import type { HeaderList } from './rewrite.js';
+import type { EgressContext } from './upstream-route.js';
 
 /** The destination a connection is for, or a lookup that sees reloads (undefined: removed/invalid). */
 export type DestinationSource = Destination | (() => Destination | undefined);
@@ -25,6 +26,8 @@ export interface HandlerContext {
   metrics?: HttpMetrics;
   proxyServer: string;
   pools: UpstreamPools;
+  /** the connectivity proxy (OnPremise) and corporate egress proxies (Internet), when configured */
+  egress: EgressContext;
   retryBufferBytes: number;
   resolve(socket: object): Destination | undefined;
   closing(): boolean;
@@ -107,10 +110,14 @@ export class RequestRecord {
   }
 }
 
-/** Why a destination cannot serve HTTP, or undefined when it can. */
-export function whyUnusable(destination: Destination): string | undefined {
+/** Why a destination cannot serve HTTP requests (or upgrades), or undefined when it can. */
+export function whyUnusable(
+  destination: Destination,
+  kind: 'request' | 'upgrade' = 'request',
+): string | undefined {
   if (destination.type !== 'HTTP') return `it is of Type ${destination.type}, not HTTP`;
   if (!destination.url) return 'it has no URL';
-  if (destination.proxyType !== 'Internet') return `ProxyType ${destination.proxyType} is not supported yet`;
+  if (kind === 'upgrade' && destination.proxyType !== 'Internet')
+    return `Upgrade (WebSocket) requests to ProxyType ${destination.proxyType} destinations are not supported yet`;
   return undefined;
 }

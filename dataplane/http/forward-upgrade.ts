@@ -19,8 +19,16 @@ import {
 } from './errors.js';
 import { DestinationTlsError, type UpstreamEntry } from './pools.js';
 import { rewriteRequest } from './rewrite.js';
+import { upstreamVia } from './upstream-route.js';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
+
+function viaProblem(via: ReturnType<typeof upstreamVia>): string | undefined {
+  if ('error' in via) return via.error;
+  if (via.kind !== 'direct')
+    return 'Upgrade (WebSocket) requests through an egress proxy are not supported yet';
+  return undefined;
+}
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 function timeoutError(code: 'CONNECT_TIMEOUT' | 'READ_TIMEOUT'): Error {
@@ -60,7 +68,7 @@ export async function forwardUpgrade(
   const destination = ctx.resolve(socket);
   if (!destination) return sendFailure(destinationMissing());
   rec.destination = destination.name;
-  const why = whyUnusable(destination);
+  const why = whyUnusable(destination, 'upgrade') ?? viaProblem(upstreamVia(destination, ctx.egress));
   const url = destination.url;
   if (why || !url) return sendFailure(destinationInvalid(destination.name, why ?? 'it has no URL'));
   const failureCtx = {
