@@ -9,7 +9,9 @@ import { pipeTcpDestination, type TcpDestinationOptions } from '../../dataplane/
 import {
   cleanups,
   listen,
+  startEarlyCloseUpstream,
   startEchoUpstream,
+  startHalfCloseUpstream,
   startScriptedHttpProxy,
   startScriptedSocks5,
 } from './egress-helpers.js';
@@ -278,4 +280,62 @@ describe('pipeTcpDestination through proxies', () => {
       timeoutMs: 300,
     });
   });
+});
+
+describe('half-close through proxies', () => {
+  /** Sends a payload, half-closes, and collects everything until the upstream closes. */
+  function halfClose(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      let data = '';
+      client.on('data', (c: Buffer) => {
+        data += c.toString();
+        if (data === 'ready\n') client.end('SELECT 1');
+      });
+      client.on('error', reject);
+      client.on('end', () => resolve(data));
+    });
+  }
+
+  test.each(['socks5', 'http'] as const)(
+    'the app’s FIN reaches the target through %s; its answer comes back',
+    async (kind) => {
+      const upstreamPort = await startHalfCloseUpstream();
+      const proxy =
+        kind === 'socks5'
+          ? await startScriptedSocks5({ upstreamPort })
+          : await startScriptedHttpProxy({ upstreamPort });
+      const dp = await startDataplane(tcp(), {
+        egressProxies: egressProxies({ kind, host: '127.0.0.1', port: proxy.port }),
+      });
+      expect(await halfClose(dp.port)).toBe('ready\ngot:SELECT 1');
+    },
+  );
+
+  test('OnPremise (0x80) likewise', async () => {
+    const upstreamPort = await startHalfCloseUpstream();
+    const proxy = await startScriptedSocks5({ upstreamPort });
+    const dp = await startDataplane(tcp({ proxyType: 'OnPremise' }), {
+      connectivityProxy: connectivityProxy(proxy.port, async () => JWT),
+    });
+    expect(await halfClose(dp.port)).toBe('ready\ngot:SELECT 1');
+  });
+
+  test.each(['socks5', 'http'] as const)(
+    'the target half-closes first through %s: what the app sends afterwards still arrives',
+    async (kind) => {
+      const upstream = await startEarlyCloseUpstream();
+      const proxy =
+        kind === 'socks5'
+          ? await startScriptedSocks5({ upstreamPort: upstream.port })
+          : await startScriptedHttpProxy({ upstreamPort: upstream.port });
+      const dp = await startDataplane(tcp(), {
+        egressProxies: egressProxies({ kind, host: '127.0.0.1', port: proxy.port }),
+      });
+      const client = net.connect({ port: dp.port, host: '127.0.0.1', allowHalfOpen: true });
+      client.on('data', () => {});
+      client.on('end', () => client.end('late data'));
+      expect(await upstream.received).toBe('late data');
+    },
+  );
 });
