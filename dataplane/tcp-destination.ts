@@ -4,7 +4,7 @@
 // destination, its address and the way out.
 import type net from 'node:net';
 import type { Destination } from './destinations/types.js';
-import { connectThroughProxy, TcpEgressError } from './egress/tcp-connect.js';
+import { connectThroughProxy, failureKind, TcpEgressError } from './egress/tcp-connect.js';
 import { chooseTcpRoute, describeTcpRoute, type TcpRouteContext } from './egress/tcp-route.js';
 import { formatEndpoint } from './endpoint.js';
 import { forward } from './forward.js';
@@ -15,6 +15,8 @@ export interface TcpDestinationOptions extends TcpRouteContext {
   connectTimeoutMs: number;
   /** tenant for the connectivity proxy's token */
   tenant?: string;
+  /** a connection through a proxy failed (`kind` as in detour_upstream_errors_total) */
+  onUpstreamError?: (event: { destination: string; kind: string }) => void;
 }
 
 /**
@@ -76,8 +78,11 @@ export function pipeTcpDestination(
     },
     (error: unknown) => {
       const failure = error instanceof TcpEgressError ? error : new TcpEgressError('internal', String(error));
+      const kind = failureKind(failure);
+      options.onUpstreamError?.({ destination: destination.name, kind });
       log.warn(
         {
+          kind,
           stage: failure.stage,
           ...(failure.replyCode !== undefined ? { replyCode: replyCodeText(failure) } : {}),
           ...(failure.replyName ? { replyName: failure.replyName } : {}),

@@ -15,15 +15,43 @@ export class TcpEgressError extends Error {
   readonly replyName: string | undefined;
   /** one sentence; never contains a secret */
   readonly meaning: string;
+  /** errno-style code of a socket error or timeout (ECONNREFUSED, ETIMEDOUT, CONNECT_TIMEOUT, ...) */
+  readonly code: string | undefined;
 
-  constructor(stage: string, meaning: string, extra: { replyCode?: number; replyName?: string } = {}) {
+  constructor(
+    stage: string,
+    meaning: string,
+    extra: { replyCode?: number; replyName?: string; code?: string } = {},
+  ) {
     super(meaning);
     this.name = 'TcpEgressError';
     this.stage = stage;
     this.replyCode = extra.replyCode;
     this.replyName = extra.replyName;
     this.meaning = meaning;
+    this.code = extra.code;
   }
+}
+
+const TIMEOUTS = new Set(['ETIMEDOUT', 'CONNECT_TIMEOUT']);
+
+/**
+ * The `kind` label of detour_upstream_errors_total for a failure (the HTTP path's names): token-service,
+ * connect-timeout, connect-refused, unreachable (the proxy, or the target behind it), proxy-authentication,
+ * proxy (any other refusal by the proxy), internal.
+ */
+export function failureKind(error: TcpEgressError): string {
+  if (error.stage === 'token') return 'token-service';
+  if (error.code && TIMEOUTS.has(error.code)) return 'connect-timeout';
+  if (error.stage.endsWith('proxy-connect'))
+    return error.code === 'ECONNREFUSED' ? 'connect-refused' : 'unreachable';
+  if (error.stage === 'socks5 greeting' || error.stage === 'socks5 auth' || error.replyCode === 407)
+    return 'proxy-authentication';
+  if (error.stage === 'socks5 connect' && [0x03, 0x04, 0x05].includes(error.replyCode ?? -1))
+    return 'unreachable';
+  if (error.stage === 'http-connect connect' && [502, 503, 504].includes(error.replyCode ?? -1))
+    return 'unreachable';
+  return error.stage === 'internal' ? 'internal' : 'proxy';
 }
 
 export interface TcpConnectRequest {
@@ -83,10 +111,12 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
       throw new TcpEgressError(`socks5 ${error.stage}`, error.meaning, {
         ...(error.replyCode !== undefined ? { replyCode: error.replyCode } : {}),
         ...(error.replyName ? { replyName: error.replyName } : {}),
+        ...(error.code ? { code: error.code } : {}),
       });
     if (error instanceof EgressProxyError)
       throw new TcpEgressError(`http-connect ${error.stage}`, error.meaning, {
         ...(error.status !== undefined ? { replyCode: error.status } : {}),
+        code: error.code,
       });
     throw new TcpEgressError('internal', `unexpected error: ${(error as Error).message}`);
   }

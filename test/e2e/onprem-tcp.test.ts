@@ -233,6 +233,11 @@ describe('psql to an on-premise PostgreSQL through the connectivity proxy (SOCKS
       expect(line.reason).toMatch(reason);
     }
     expect(lines().filter((l) => l.msg === FAILED)).toHaveLength(3);
+    const metrics = (
+      await lab.run('app', ['curl', '-sS', '--max-time', '5', 'http://127.0.0.1:9901/metrics'])
+    ).stdout;
+    expect(metrics).toContain('detour_upstream_errors_total{destination="nowhere-db",kind="unreachable"} 1');
+    expect(metrics).toContain('detour_upstream_errors_total{destination="secret-db",kind="proxy"} 1');
   });
 
   test('a token the connectivity proxy does not accept: reset, auth-stage line', async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import net from 'node:net';
 import type { Destination } from '../../dataplane/destinations/types.js';
 import { buildSapJwtFrame, buildUsernamePasswordFrame } from '../../dataplane/egress/socks5.js';
-import { connectivityProxyAuth } from '../../dataplane/egress/tcp-connect.js';
+import { connectivityProxyAuth, failureKind, TcpEgressError } from '../../dataplane/egress/tcp-connect.js';
 import { chooseTcpRoute, describeTcpRoute } from '../../dataplane/egress/tcp-route.js';
 import type { ConnectivityProxy, EgressProxies, EgressProxy } from '../../dataplane/egress/types.js';
 import { pipeTcpDestination, type TcpDestinationOptions } from '../../dataplane/tcp-destination.js';
@@ -94,6 +94,26 @@ describe('route choice (pure)', () => {
   });
 });
 
+test('failure kinds for detour_upstream_errors_total', () => {
+  const kind = (stage: string, extra: ConstructorParameters<typeof TcpEgressError>[2] = {}) =>
+    failureKind(new TcpEgressError(stage, 'x', extra));
+  expect(kind('token')).toBe('token-service');
+  expect(kind('socks5 proxy-connect', { code: 'ECONNREFUSED' })).toBe('connect-refused');
+  expect(kind('http-connect proxy-connect', { code: 'EHOSTUNREACH' })).toBe('unreachable');
+  expect(kind('socks5 auth', { code: 'ETIMEDOUT' })).toBe('connect-timeout');
+  expect(kind('http-connect connect', { code: 'CONNECT_TIMEOUT' })).toBe('connect-timeout');
+  expect(kind('socks5 auth', { replyCode: 1 })).toBe('proxy-authentication');
+  expect(kind('socks5 greeting')).toBe('proxy-authentication');
+  expect(kind('http-connect connect', { replyCode: 407, code: 'PROXY_CONNECT_STATUS' })).toBe(
+    'proxy-authentication',
+  );
+  expect(kind('socks5 connect', { replyCode: 3 })).toBe('unreachable');
+  expect(kind('socks5 connect', { replyCode: 2 })).toBe('proxy');
+  expect(kind('http-connect connect', { replyCode: 503 })).toBe('unreachable');
+  expect(kind('http-connect connect', { replyCode: 403 })).toBe('proxy');
+  expect(kind('internal')).toBe('internal');
+});
+
 // ---------------------------------------------------------------------------------------------------
 // pipeTcpDestination on loopback: app → "dataplane" listener → proxy → upstream
 
@@ -160,8 +180,10 @@ describe('pipeTcpDestination through proxies', () => {
     [0x02, 'FORBIDDEN', /access control/],
   ])('OnPremise, CONNECT reply 0x0%s: app reset, one line with the meaning', async (rep, name, meaning) => {
     const proxy = await startScriptedSocks5({ rep });
+    const events: unknown[] = [];
     const dp = await startDataplane(tcp({ proxyType: 'OnPremise', locationId: 'nowhere' }), {
       connectivityProxy: connectivityProxy(proxy.port, async () => JWT),
+      onUpstreamError: (e) => events.push(e),
     });
     expect(await talk(dp.port)).toEqual({ data: '', error: 'ECONNRESET' });
     const line = await failed(dp.lines);
@@ -175,6 +197,9 @@ describe('pipeTcpDestination through proxies', () => {
     });
     expect(line.reason).toMatch(meaning);
     expect(dp.lines.filter((l) => l.level === 40)).toHaveLength(1);
+    const kind = rep === 0x03 ? 'unreachable' : 'proxy';
+    expect(line.kind).toBe(kind);
+    expect(events).toEqual([{ destination: 'erp-db', kind }]);
   });
 
   test('OnPremise, token rejected (auth reply 01 05) and token service down', async () => {
