@@ -62,39 +62,49 @@ export function pipeTcpDestination(
     target,
     timeoutMs: options.connectTimeoutMs,
     ...(options.tenant ? { tenant: options.tenant } : {}),
-  }).then(
-    (upstream) => {
-      if (socket.destroyed) {
-        log.info({ reason: 'the app closed its connection while the proxy connected' }, 'connection closed');
-        upstream.destroy();
-        return;
-      }
-      forward(
-        socket,
-        { address: target.host, port: target.port },
-        { connectTimeoutMs: options.connectTimeoutMs, upstream },
-        log,
-      );
-    },
-    (error: unknown) => {
-      const failure = error instanceof TcpEgressError ? error : new TcpEgressError('internal', String(error));
-      const kind = failureKind(failure);
-      options.onUpstreamError?.({ destination: destination.name, kind });
-      log.warn(
-        {
-          kind,
-          stage: failure.stage,
-          ...(failure.replyCode !== undefined ? { replyCode: replyCodeText(failure) } : {}),
-          ...(failure.replyName ? { replyName: failure.replyName } : {}),
-          reason: failure.meaning,
-          timeoutMs: options.connectTimeoutMs,
-        },
-        'upstream connect through proxy failed; resetting',
-      );
-      // A reset is the closest the application gets to the refusal it would see without a proxy.
-      if (!socket.destroyed) socket.resetAndDestroy();
-    },
-  );
+  })
+    .then(
+      (upstream) => {
+        if (socket.destroyed) {
+          log.info(
+            { reason: 'the app closed its connection while the proxy connected' },
+            'connection closed',
+          );
+          upstream.destroy();
+          return;
+        }
+        forward(
+          socket,
+          { address: target.host, port: target.port },
+          { connectTimeoutMs: options.connectTimeoutMs, upstream },
+          log,
+        );
+      },
+      (error: unknown) => {
+        const failure =
+          error instanceof TcpEgressError ? error : new TcpEgressError('internal', String(error));
+        const kind = failureKind(failure);
+        options.onUpstreamError?.({ destination: destination.name, kind });
+        log.warn(
+          {
+            kind,
+            stage: failure.stage,
+            ...(failure.replyCode !== undefined ? { replyCode: replyCodeText(failure) } : {}),
+            ...(failure.replyName ? { replyName: failure.replyName } : {}),
+            reason: failure.meaning,
+            timeoutMs: options.connectTimeoutMs,
+          },
+          'upstream connect through proxy failed; resetting',
+        );
+        // A reset is the closest the application gets to the refusal it would see without a proxy.
+        if (!socket.destroyed) socket.resetAndDestroy();
+      },
+    )
+    // never an unhandled rejection (it would end the process): whatever slipped through closes the app's side
+    .catch((error: unknown) => {
+      log.error({ err: error }, 'tcp destination: internal error; closing');
+      socket.destroy();
+    });
 }
 
 /** SOCKS codes as 0x03, HTTP statuses as numbers. */

@@ -33,6 +33,10 @@ export class TcpEgressError extends Error {
   }
 }
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 const TIMEOUTS = new Set(['ETIMEDOUT', 'CONNECT_TIMEOUT']);
 
 /**
@@ -81,7 +85,7 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
       } catch (error) {
         throw new TcpEgressError(
           'token',
-          `cannot get a token for the connectivity proxy: ${(error as Error).message ?? String(error)}`,
+          `cannot get a token for the connectivity proxy: ${messageOf(error)}`,
         );
       }
       return await connectSocks5({
@@ -118,6 +122,6 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
         ...(error.status !== undefined ? { replyCode: error.status } : {}),
         code: error.code,
       });
-    throw new TcpEgressError('internal', `unexpected error: ${(error as Error).message}`);
+    throw new TcpEgressError('internal', `unexpected error: ${messageOf(error)}`);
   }
 }
