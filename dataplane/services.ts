@@ -109,7 +109,11 @@ export async function startServices(
     const route = createRouter(vipLookup(vips), registry, {
       http: (socket, destination) => http.handle(socket, destination),
       tcp: (socket, destination, logger) =>
-        pipeTcpDestination(socket, destination, { logger, connectTimeoutMs: destination.connectTimeoutMs }),
+        pipeTcpDestination(socket, destination, {
+          logger,
+          connectTimeoutMs: destination.connectTimeoutMs,
+          ...egress,
+        }),
     });
 
     const notReady = () => [

@@ -1,125 +1,152 @@
-// A real squid as a corporate HTTP proxy for tests: its own config file (no daemon mode, no cache, logs
-// in its directory), optional Basic authentication through squid's basic_ncsa_auth helper and an
-// htpasswd file made with `openssl passwd -apr1`. Runs on loopback (unit tests) or in a lab namespace
-// (e2e) through the `spawn` given. Stopped by PID.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+// A real squid as the lab's corporate HTTP proxy: its own config (no cache, no daemon, logs in its
+// directory), optional Basic authentication (basic_ncsa_auth with an `openssl passwd -apr1` file),
+// CONNECT allowed to any port. Runs in a lab namespace; DNS only from its own hosts file.
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Background } from './exec.js';
+import type { Lab, LabNs } from './lab.js';
 
 export interface SquidOptions {
-  /**
-   * a directory squid may write (made world-writable: squid drops to its own user); its parents must
-   * be traversable by that user
-   */
-  dir: string;
-  /** listen address and port, e.g. 127.0.0.1 and a free high port */
-  address: string;
-  port: number;
-  /** Basic authentication: only these users get through (407 otherwise) */
-  users?: { username: string; password: string }[];
+  /** namespace to run in (default net) */
+  ns?: LabNs;
+  /** listen address (default the lab's server2V4) */
+  address?: string;
+  port?: number;
+  /** require Basic authentication with these credentials */
+  username?: string;
+  password?: string;
+  /** `name → address` entries for squid's own hosts file (it asks no DNS server) */
+  hosts?: Record<string, string>;
 }
 
 export interface Squid {
+  address: string;
   port: number;
-  /** squid's access log so far (`squid` format: ... METHOD URL user HIER/peer type) */
-  accessLog(): string;
+  /** access log so far: `<client> <method> <uri> <status> <user>` per line */
+  accessLog(): Promise<string>;
   stop(): Promise<void>;
 }
 
-const HELPER = '/usr/lib/squid/basic_ncsa_auth';
+export const BASIC_NCSA_AUTH = '/usr/lib/squid/basic_ncsa_auth';
+const SQUID_USER = 'proxy'; // Debian's --with-default-user; squid refuses to run as root
 
-export function squidConfig(opts: SquidOptions): string {
-  const d = (name: string): string => join(opts.dir, name);
-  const listen = opts.address.includes(':') ? `[${opts.address}]:${opts.port}` : `${opts.address}:${opts.port}`;
-  const auth = opts.users
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** squid.conf for one lab proxy; every path is inside `dir`. */
+export function squidConfig(opts: { dir: string; address: string; port: number; htpasswd?: string }): string {
+  const d = (name: string) => join(opts.dir, name);
+  const auth = opts.htpasswd
     ? [
-        `auth_param basic program ${HELPER} ${d('htpasswd')}`,
-        'auth_param basic realm detour-test',
+        `auth_param basic program ${BASIC_NCSA_AUTH} ${opts.htpasswd}`,
         'auth_param basic children 2',
+        'auth_param basic realm detour-lab',
         'acl authenticated proxy_auth REQUIRED',
-        'http_access allow authenticated',
+        'http_access deny !authenticated',
       ]
-    : ['http_access allow all'];
-  return [
-    `http_port ${listen}`,
-    ...auth,
-    'http_access deny all',
-    // no caching at all: every request reaches the target
-    'cache deny all',
-    'cache_mem 0 MB',
+    : [];
+  return `${[
+    `http_port ${hostPort(opts.address, opts.port)}`,
+    // connections to targets leave from the proxy's own address, so targets can tell they came through it
+    `tcp_outgoing_address ${opts.address}`,
+    `visible_hostname detour-lab-squid`,
     `pid_filename ${d('squid.pid')}`,
-    `access_log stdio:${d('access.log')} squid`,
     `cache_log ${d('cache.log')}`,
+    'logformat lab %>a %rm %ru %>Hs %un',
+    `access_log stdio:${d('access.log')} lab`,
+    'cache_store_log none',
     `coredump_dir ${opts.dir}`,
+    'cache deny all',
+    'cache_mem 8 MB',
+    'memory_cache_shared off',
+    'netdb_filename none',
+    'pinger_enable off',
+    'icp_port 0',
+    'htcp_port 0',
+    `hosts_file ${d('hosts')}`,
+    // names not in the hosts file fail at once instead of querying the host's resolvers
+    'dns_nameservers 127.0.0.1',
     'shutdown_lifetime 0 seconds',
-    // tests run offline: no Via/X-Forwarded-For surprises and quick failures
-    'via off',
-    'forwarded_for delete',
-    'connect_timeout 5 seconds',
-    'logfile_rotate 0',
-    '',
-  ].join('\n');
+    ...auth,
+    // CONNECT to any port: the lab's TCP destinations use arbitrary ports
+    'http_access allow all',
+  ].join('\n')}\n`;
 }
 
-function htpasswdLine(username: string, password: string): string {
-  const hash = execFileSync('openssl', ['passwd', '-apr1', '-stdin'], { input: `${password}\n` })
-    .toString()
-    .trim();
-  return `${username}:${hash}`;
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
+export async function startSquid(lab: Lab, opts: SquidOptions = {}): Promise<Squid> {
+  const ns = opts.ns ?? 'net';
+  const address = opts.address ?? lab.addr.server2V4;
+  const port = opts.port ?? 3128;
+  const dir = join(lab.dir, `squid-${port}`);
+  mkdirSync(dir, { recursive: true });
+  // squid drops to the proxy user for its helpers and logs; let it reach its own directory only.
+  chmodSync(lab.dir, 0o711);
+  let htpasswd: string | undefined;
+  if (opts.username !== undefined) {
+    const hashed = await lab.run(ns, ['openssl', 'passwd', '-apr1', '-stdin'], {
+      input: `${opts.password ?? ''}\n`,
     });
-    s.once('error', () => resolve(false));
-  });
+    htpasswd = join(dir, 'htpasswd');
+    writeFileSync(htpasswd, `${opts.username}:${hashed.stdout.trim()}\n`);
+  }
+  const hosts = Object.entries(opts.hosts ?? {}).map(([name, addr]) => `${addr} ${name}`);
+  writeFileSync(join(dir, 'hosts'), `127.0.0.1 localhost\n${hosts.join('\n')}\n`);
+  writeFileSync(join(dir, 'access.log'), '');
+  const conf = join(dir, 'squid.conf');
+  writeFileSync(conf, squidConfig({ dir, address, port, ...(htpasswd ? { htpasswd } : {}) }));
+  const { uid, gid } = userIds(SQUID_USER);
+  for (const f of ['', 'access.log', 'hosts', ...(htpasswd ? ['htpasswd'] : [])])
+    chownSync(join(dir, f), uid, gid);
+
+  const bg = lab.spawn(ns, ['squid', '-N', '-f', conf], { logFile: join(dir, 'squid.out') });
+  await waitListening(lab, ns, hostPort(address, port), bg, 'squid', () => readTail(join(dir, 'cache.log')));
+  return {
+    address,
+    port,
+    accessLog: async () => readFileSync(join(dir, 'access.log'), 'utf8'),
+    stop: () => bg.stop(),
+  };
 }
 
-/**
- * Writes the config (and htpasswd), starts `squid -N -f <conf>` with `spawn` and waits until the port
- * accepts connections (`probe`: default a loopback connect; in a namespace pass one that runs there).
- */
-export async function startSquid(
-  opts: SquidOptions,
-  spawn: (argv: string[], logFile: string) => Background,
-  probe: () => Promise<boolean> = () => canConnect(opts.address, opts.port),
-): Promise<Squid> {
-  mkdirSync(opts.dir, { recursive: true });
-  chmodSync(opts.dir, 0o777);
-  if (opts.users)
-    writeFileSync(
-      join(opts.dir, 'htpasswd'),
-      opts.users.map((u) => htpasswdLine(u.username, u.password)).join('\n') + '\n',
-      { mode: 0o644 },
-    );
-  const conf = join(opts.dir, 'squid.conf');
-  writeFileSync(conf, squidConfig(opts), { mode: 0o644 });
-  for (const f of ['access.log', 'cache.log']) {
-    writeFileSync(join(opts.dir, f), '');
-    chmodSync(join(opts.dir, f), 0o666);
+/** uid/gid of a system user, from /etc/passwd. */
+export function userIds(name: string): { uid: number; gid: number } {
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
+  if (!line) throw new Error(`lab: no user "${name}" in /etc/passwd (is the package installed?)`);
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function readTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-20).join('\n');
+  } catch {
+    return '';
   }
-  const bg = spawn(['squid', '-N', '-f', conf], join(opts.dir, 'squid.out'));
+}
+
+/** Waits until `pid` (or one of its children) listens on host:port inside the namespace. */
+export async function waitListening(
+  lab: Lab,
+  ns: LabNs,
+  hp: string,
+  bg: { pid: number; exited: Promise<number | null>; output(): string; stop(): Promise<void> },
+  what: string,
+  log: () => string,
+): Promise<void> {
   let exited = false;
   void bg.exited.then(() => (exited = true));
   const deadline = Date.now() + 15_000;
-  while (!(await probe())) {
-    const log = (): string => `${bg.output().trim()}\n${readFileSync(join(opts.dir, 'cache.log'), 'utf8').slice(-2000)}`;
-    if (exited) throw new Error(`squid exited during start-up: ${log()}`);
+  for (;;) {
+    if (exited)
+      throw new Error(`${what} exited during start-up: ${bg.output().trim() || '(no output)'}\n${log()}`);
+    const ss = (await lab.run(ns, ['ss', '-Hltn'])).stdout;
+    if (ss.split('\n').some((l) => l.split(/\s+/)[3] === hp)) return;
     if (Date.now() > deadline) {
       await bg.stop();
-      throw new Error(`squid is not listening on ${opts.address}:${opts.port} after 15 s: ${log()}`);
+      throw new Error(`${what} is not listening on ${hp} after 15 s: ${bg.output().trim()}\n${log()}`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 100));
   }
-  return {
-    port: opts.port,
-    accessLog: () => readFileSync(join(opts.dir, 'access.log'), 'utf8'),
-    stop: () => bg.stop(),
-  };
 }

@@ -12,8 +12,13 @@ import {
   parseMethodSelection,
   Socks5Error,
 } from '../../dataplane/egress/socks5.js';
+import {
+  cleanups,
+  listen,
+  startEchoUpstream,
+  startScriptedSocks5 as startScriptedProxy,
+} from './egress-helpers.js';
 
-const cleanups: Array<() => void> = [];
 afterEach(() => cleanups.splice(0).forEach((fn) => fn()));
 
 // A 155-character JWT-shaped string (header.payload.signature).
@@ -184,122 +189,6 @@ describe('frames', () => {
 
 // ---------------------------------------------------------------------------------------------------
 // The client against scripted SOCKS5 servers on loopback.
-
-async function listen(server: net.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  cleanups.push(() => {
-    sockets.forEach((s) => s.destroy());
-    server.close();
-  });
-  return (server.address() as net.AddressInfo).port;
-}
-
-/** Upstream that greets first ("hello\n") and then echoes. */
-async function startEchoUpstream(): Promise<number> {
-  return listen(
-    net.createServer({ allowHalfOpen: true }, (s) => {
-      s.write('hello\n');
-      s.pipe(s);
-    }),
-  );
-}
-
-interface ScriptedOptions {
-  /** method byte to answer the greeting with (default: the first offered) */
-  select?: number;
-  /** status byte of the authentication reply */
-  authStatus?: number;
-  /** REP of the CONNECT reply; 0 connects to `upstreamPort` on loopback */
-  rep?: number;
-  upstreamPort?: number;
-  /** stop answering after this stage */
-  silentAfter?: 'accept' | 'greeting' | 'auth';
-  /** close the connection after this stage */
-  closeAfter?: 'greeting';
-}
-
-interface Recorded {
-  greeting?: Buffer;
-  auth?: Buffer;
-  connect?: Buffer;
-}
-
-/** A SOCKS5 server that reads frames exactly as RFC 1928/1929 and SAP's 0x80 lay them out. */
-async function startScriptedProxy(opts: ScriptedOptions) {
-  const recorded: Recorded[] = [];
-  const port = await listen(
-    net.createServer((socket) => {
-      const rec: Recorded = {};
-      recorded.push(rec);
-      let buf = Buffer.alloc(0);
-      let state: 'greeting' | 'auth' | 'connect' | 'piping' = 'greeting';
-      let method = 0;
-      socket.on('error', () => {});
-      if (opts.silentAfter === 'accept') return;
-      const step = () => {
-        if (state === 'greeting' && buf.length >= 2 && buf.length >= 2 + buf[1]!) {
-          rec.greeting = buf.subarray(0, 2 + buf[1]!);
-          buf = buf.subarray(rec.greeting.length);
-          method = opts.select ?? rec.greeting[2]!;
-          socket.write(Buffer.from([5, method]));
-          if (opts.closeAfter === 'greeting') return void socket.end();
-          if (opts.silentAfter === 'greeting') return void (state = 'piping');
-          state = method === 0 ? 'connect' : 'auth';
-          return step();
-        }
-        if (state === 'auth') {
-          let length: number | undefined;
-          if (method === 0x80 && buf.length >= 5) {
-            const jwt = buf.readUInt32BE(1);
-            if (buf.length >= 6 + jwt) length = 6 + jwt + buf[5 + jwt]!;
-          }
-          if (method === 0x02 && buf.length >= 2 && buf.length >= 3 + buf[1]!)
-            length = 3 + buf[1]! + buf[2 + buf[1]!]!;
-          if (length === undefined || buf.length < length) return;
-          rec.auth = buf.subarray(0, length);
-          buf = buf.subarray(length);
-          if (opts.silentAfter === 'auth') return void (state = 'piping');
-          const status = opts.authStatus ?? 0;
-          socket.write(Buffer.from([1, status]));
-          if (status !== 0) return void socket.end();
-          state = 'connect';
-          return step();
-        }
-        if (state === 'connect' && buf.length >= 5) {
-          const atyp = buf[3];
-          const length = atyp === 1 ? 10 : atyp === 4 ? 22 : 7 + buf[4]!;
-          if (buf.length < length) return;
-          rec.connect = buf.subarray(0, length);
-          buf = buf.subarray(length);
-          state = 'piping';
-          const rep = opts.rep ?? 0;
-          if (rep !== 0) return void socket.end(Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]));
-          const upstream = net.connect({ port: opts.upstreamPort!, host: '127.0.0.1' });
-          upstream.on('error', () => socket.destroy());
-          upstream.once('connect', () => {
-            // the reply and the upstream's first bytes arrive together in one segment
-            upstream.once('data', (first: Buffer) => {
-              socket.write(Buffer.concat([Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]), first]));
-              socket.pipe(upstream);
-              upstream.pipe(socket);
-            });
-          });
-        }
-      };
-      socket.on('data', (chunk: Buffer) => {
-        if (state === 'piping') return;
-        buf = Buffer.concat([buf, chunk]);
-        step();
-      });
-    }),
-  );
-  return { port, recorded };
-}
 
 function readLine(socket: net.Socket): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,8 @@
 // Internet destinations through a real squid (Basic authentication via basic_ncsa_auth) on loopback:
 // http targets in absolute form, https targets by CONNECT + TLS with the destination's trust store.
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,14 +12,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import { resolveEgressProxy } from '../../dataplane/egress/config.js';
 import { createEgressProxies } from '../../dataplane/egress/egress-proxies.js';
 import { createCa, issueCertificate } from '../lab/certs.js';
-import { spawnBackground } from '../lab/exec.js';
-import { startSquid, type Squid } from '../lab/squid.js';
+import { type Background, spawnBackground } from '../lab/exec.js';
+import { squidConfig, userIds } from '../lab/squid.js';
 import { closedPort } from './auth-helpers.js';
 import { type Proxy, destination, fakeAuth, request, startProxy, waitFor } from './http-harness.js';
 
 const PROXY_PASSWORD = 'squid-S3cret!';
 let dir: string;
-let squid: Squid;
+let squid: { accessLog(): string; stop(): Promise<void> };
 let squidPort = 0;
 let plain: http.Server;
 let secure: https.Server;
@@ -43,11 +45,40 @@ beforeAll(async () => {
   await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
   await new Promise<void>((r) => secure.listen(0, '127.0.0.1', r));
   squidPort = await closedPort();
-  squid = await startSquid(
-    { dir: join(dir, 'squid'), address: '127.0.0.1', port: squidPort, users: [{ username: 'alice', password: PROXY_PASSWORD }] },
-    (argv, logFile) => spawnBackground(argv, { logFile }),
-  );
+  squid = await startLoopbackSquid(join(dir, 'squid'), squidPort);
 }, 30_000);
+
+/** The lab's squid config (test/lab/squid.ts) on 127.0.0.1: Basic auth for alice, no cache, own logs. */
+async function startLoopbackSquid(squidDir: string, listenPort: number) {
+  mkdirSync(squidDir);
+  const hash = execFileSync('openssl', ['passwd', '-apr1', '-stdin'], { input: `${PROXY_PASSWORD}\n` });
+  const htpasswd = join(squidDir, 'htpasswd');
+  writeFileSync(htpasswd, `alice:${hash.toString().trim()}\n`);
+  writeFileSync(join(squidDir, 'hosts'), '127.0.0.1 localhost\n');
+  writeFileSync(join(squidDir, 'access.log'), '');
+  const conf = join(squidDir, 'squid.conf');
+  writeFileSync(conf, squidConfig({ dir: squidDir, address: '127.0.0.1', port: listenPort, htpasswd }));
+  const { uid, gid } = userIds('proxy');
+  for (const f of ['', 'access.log', 'hosts', 'htpasswd']) chownSync(join(squidDir, f), uid, gid);
+  const bg: Background = spawnBackground(['squid', '-N', '-f', conf], {
+    logFile: join(squidDir, 'squid.out'),
+  });
+  const listening = () =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: listenPort });
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+  const deadline = Date.now() + 15_000;
+  while (!(await listening())) {
+    if (Date.now() > deadline) {
+      await bg.stop();
+      throw new Error(`squid did not listen: ${bg.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { accessLog: () => readFileSync(join(squidDir, 'access.log'), 'utf8'), stop: () => bg.stop() };
+}
 
 afterAll(async () => {
   await squid?.stop();
@@ -75,13 +106,18 @@ async function through(
       trustStore: { location: 'ca.pem', content: caPem },
       ...over,
     }),
-    { authenticator: fakeAuth(async () => ({ headers: [['authorization', 'Basic dGFyZ2V0OnB3']] })).authenticator, egress: { egressProxies } },
+    {
+      authenticator: fakeAuth(async () => ({ headers: [['authorization', 'Basic dGFyZ2V0OnB3']] }))
+        .authenticator,
+      egress: { egressProxies },
+    },
   );
   proxies.push(proxy);
   return proxy;
 }
 
-const proxyUrl = (password = PROXY_PASSWORD) => `http://alice:${encodeURIComponent(password)}@127.0.0.1:${squidPort}`;
+const proxyUrl = (password = PROXY_PASSWORD) =>
+  `http://alice:${encodeURIComponent(password)}@127.0.0.1:${squidPort}`;
 
 describe('Internet destinations through squid', () => {
   test('http target: absolute form with Basic proxy credentials; the target sees its own Host and auth, no Proxy-Authorization', async () => {
@@ -92,7 +128,9 @@ describe('Internet destinations through squid', () => {
     expect(seen[0]?.['proxy-authorization']).toBeUndefined();
     expect(seen[0]?.authorization).toBe('Basic dGFyZ2V0OnB3');
     // squid logs URLs without their query (strip_query_terms)
-    expect(squid.accessLog()).toMatch(new RegExp(`GET http://127\\.0\\.0\\.1:${port(plain)}/api/items\\? alice`));
+    expect(squid.accessLog()).toMatch(
+      new RegExp(`GET http://127\\.0\\.0\\.1:${port(plain)}/api/items\\? 200 alice`),
+    );
   });
 
   test('https target: CONNECT through squid, TLS to the target with its trust store', async () => {
@@ -107,36 +145,49 @@ describe('Internet destinations through squid', () => {
     expect(seen.every((h) => h['proxy-authorization'] === undefined)).toBe(true);
     // kept alive: one tunnel for three requests (squid logs a CONNECT when the tunnel closes)
     await proxies.pop()!.close();
-    const connects = await waitFor('the CONNECT log line', () =>
-      squid.accessLog().match(new RegExp(`CONNECT localhost:${port(secure)} alice`, 'g')) ?? undefined,
+    const connects = await waitFor(
+      'the CONNECT log line',
+      () =>
+        squid.accessLog().match(new RegExp(`CONNECT localhost:${port(secure)} 200 alice`, 'g')) ?? undefined,
     );
     expect(connects).toHaveLength(1);
   });
 
   test('https target with an untrusted certificate fails as TLS (503 Upstream), not as a proxy error', async () => {
-    const proxy = await through(`https://localhost:${port(secure)}/`, { http: proxyUrl() }, { trustStore: undefined });
+    const proxy = await through(
+      `https://localhost:${port(secure)}/`,
+      { http: proxyUrl() },
+      { trustStore: undefined },
+    );
     const res = await request(proxy.port, '/');
     expect(res.status).toBe(503);
     expect(res.headers['x-error-origin']).toBe('Upstream');
     expect(res.headers['x-error-message']).toContain('TLS');
   });
 
-  test.each(['http', 'https'])('%s target with a wrong proxy password → 502 Egress Proxy (407), password never shown', async (scheme) => {
-    const target = scheme === 'http' ? `http://127.0.0.1:${port(plain)}/` : `https://localhost:${port(secure)}/`;
-    const proxy = await through(target, { http: proxyUrl('wrong-Pa55') });
-    const res = await request(proxy.port, '/');
-    expect(res.status).toBe(502);
-    expect(res.headers['x-error-origin']).toBe('Egress Proxy');
-    expect(res.headers['x-error-message']).toContain('(407)');
-    expect(res.headers['x-error-message']).toContain('http://alice:<redacted>@127.0.0.1');
-    expect(res.headers['x-error-message']).not.toContain('wrong-Pa55');
-    expect(proxy.logText()).not.toContain('wrong-Pa55');
-    expect(seen).toHaveLength(0);
-  });
+  test.each(['http', 'https'])(
+    '%s target with a wrong proxy password → 502 Egress Proxy (407), password never shown',
+    async (scheme) => {
+      const target =
+        scheme === 'http' ? `http://127.0.0.1:${port(plain)}/` : `https://localhost:${port(secure)}/`;
+      const proxy = await through(target, { http: proxyUrl('wrong-Pa55') });
+      const res = await request(proxy.port, '/');
+      expect(res.status).toBe(502);
+      expect(res.headers['x-error-origin']).toBe('Egress Proxy');
+      expect(res.headers['x-error-message']).toContain('(407)');
+      expect(res.headers['x-error-message']).toContain('http://alice:<redacted>@127.0.0.1');
+      expect(res.headers['x-error-message']).not.toContain('wrong-Pa55');
+      expect(proxy.logText()).not.toContain('wrong-Pa55');
+      expect(seen).toHaveLength(0);
+    },
+  );
 
   test('NO_PROXY match → direct connection; squid never sees it', async () => {
     const before = squid.accessLog();
-    const proxy = await through(`http://127.0.0.1:${port(plain)}/`, { http: proxyUrl(), noProxy: ['127.0.0.0/8'] });
+    const proxy = await through(`http://127.0.0.1:${port(plain)}/`, {
+      http: proxyUrl(),
+      noProxy: ['127.0.0.0/8'],
+    });
     expect((await request(proxy.port, '/direct')).status).toBe(200);
     expect(squid.accessLog()).toBe(before);
   });
@@ -148,7 +199,9 @@ describe('Internet destinations through squid', () => {
       const res = await request(proxy.port, '/');
       expect(res.status).toBe(503);
       expect(res.headers['x-error-origin']).toBe('Egress Proxy');
-      expect(res.headers['x-error-message']).toMatch(/the egress proxy http:\/\/127\.0\.0\.1:\d+ .*refused the connection/);
+      expect(res.headers['x-error-message']).toMatch(
+        /the egress proxy http:\/\/127\.0\.0\.1:\d+ .*refused the connection/,
+      );
     }
   });
 
