@@ -196,6 +196,24 @@ export async function forwardRequest(
       rec.retried = true;
       response = await send(auth);
     }
+    // The connectivity proxy refused its token (revoked, or the token service rotated its keys):
+    // fetch a new one and try once more when the body can be sent again.
+    if (
+      response.statusCode === 407 &&
+      via.kind === 'connectivity-proxy' &&
+      proxyToken !== undefined &&
+      !rec.retried &&
+      (!hasBody || Buffer.isBuffer(body))
+    ) {
+      await response.body.dump();
+      try {
+        proxyToken = await ctx.egress.connectivityProxy!.token(undefined, { rejected: proxyToken });
+      } catch (error) {
+        return sendFailure(connectivityTokenFailed(error, failureCtx));
+      }
+      rec.retried = true;
+      response = await send(auth);
+    }
   } catch (error) {
     if (error instanceof MissingUserTokenError) return sendFailure(missingUserToken(error.message));
     if (error instanceof DestinationTlsError)

@@ -281,6 +281,21 @@ describe('OnPremise through the connectivity proxy', () => {
     expect(res.headers['x-error-message']).toContain('(407): token rejected.');
   });
 
+  test('407 once (token revoked): a new proxy token is fetched and the request retried', async () => {
+    const service = tokenService();
+    const proxy = await start(erp(), { fetch: service.fetch });
+    expect((await request(proxy.port, '/')).status).toBe(200);
+    cp.expectedToken = 'cp-token-2';
+    const res = await request(proxy.port, '/again');
+    expect(res.status).toBe(200);
+    expect(service.state.fetches).toBe(2);
+    expect(cp.seen.map((s) => s.headers['proxy-authorization'])).toEqual([
+      'Bearer cp-token-1',
+      'Bearer cp-token-1',
+      'Bearer cp-token-2',
+    ]);
+  });
+
   test("the proxy's own 503 → 503 Connectivity Proxy; a backend's 503 passes through", async () => {
     cp.ownAnswer = { status: 503, headers: { 'x-error-origin': 'Connectivity Proxy' } };
     const proxy = await start(erp());
