@@ -48,6 +48,8 @@ export function tunnelConnector(
         const servername = options.servername ?? (net.isIP(host) ? undefined : host);
         const secure = tls.connect({
           socket,
+          // the certificate is checked against this (an IP literal target has no servername)
+          host,
           secureContext: upstreamTls.secureContext,
           rejectUnauthorized: upstreamTls.rejectUnauthorized,
           ...(servername ? { servername } : {}),

@@ -153,6 +153,13 @@ describe('Internet destinations through squid', () => {
     expect(connects).toHaveLength(1);
   });
 
+  test('https target by IP address: the certificate is checked against the address', async () => {
+    const proxy = await through(`https://127.0.0.1:${port(secure)}/ip`, { http: proxyUrl() });
+    const res = await request(proxy.port, '/');
+    expect(res.status).toBe(200);
+    expect(res.body).toBe(`GET /ip host=127.0.0.1:${port(secure)}`);
+  });
+
   test('https target with an untrusted certificate fails as TLS (503 Upstream), not as a proxy error', async () => {
     const proxy = await through(
       `https://localhost:${port(secure)}/`,
