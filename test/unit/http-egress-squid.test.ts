@@ -14,6 +14,7 @@ import { createEgressProxies } from '../../dataplane/egress/egress-proxies.js';
 import { createCa, issueCertificate } from '../lab/certs.js';
 import { type Background, spawnBackground } from '../lab/exec.js';
 import { squidConfig, userIds } from '../lab/squid.js';
+import { startEchoUpstream } from '../peers/echo-upstream.js';
 import { closedPort } from './auth-helpers.js';
 import { type Proxy, destination, fakeAuth, request, startProxy, waitFor } from './http-harness.js';
 
@@ -24,6 +25,7 @@ let squidPort = 0;
 let plain: http.Server;
 let secure: https.Server;
 let caPem: Buffer;
+let targetCert: { cert: Buffer; key: Buffer };
 const seen: http.IncomingHttpHeaders[] = [];
 const proxies: Proxy[] = [];
 
@@ -40,6 +42,7 @@ beforeAll(async () => {
   const ca = createCa(join(dir, 'ca'));
   const cert = issueCertificate(ca, join(dir, 'ca'), 'target', { altNames: ['localhost', '127.0.0.1'] });
   caPem = readFileSync(ca.cert);
+  targetCert = { cert: readFileSync(cert.cert), key: readFileSync(cert.key) };
   plain = http.createServer(echo);
   secure = https.createServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, echo);
   await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
@@ -186,6 +189,38 @@ describe('Internet destinations through squid', () => {
       expect(res.headers['x-error-message']).not.toContain('wrong-Pa55');
       expect(proxy.logText()).not.toContain('wrong-Pa55');
       expect(seen).toHaveLength(0);
+    },
+  );
+
+  test.each(['http', 'https'])(
+    'WebSocket to an %s target: a tunnel through squid, frames echo both ways',
+    async (scheme) => {
+      const up = await startEchoUpstream({
+        host: '127.0.0.1',
+        port: 0,
+        ...(scheme === 'https' ? { tls: { cert: targetCert.cert, key: targetCert.key } } : {}),
+      });
+      try {
+        const proxy = await through(`${scheme}://localhost:${up.port}/base`, { http: proxyUrl() });
+        const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/ws`);
+        const messages: string[] = [];
+        await new Promise<void>((resolve, reject) => {
+          ws.onopen = () => ws.send('hello through squid');
+          ws.onmessage = (e) => {
+            messages.push(String(e.data));
+            ws.close(1000, 'bye');
+          };
+          ws.onclose = () => resolve();
+          ws.onerror = () => reject(new Error('websocket error'));
+        });
+        expect(messages).toEqual(['hello through squid']);
+        expect(up.requests[0]?.path).toBe('/base/ws');
+        await waitFor('the CONNECT log line', () =>
+          squid.accessLog().includes(`CONNECT localhost:${up.port} 200 alice`) ? true : undefined,
+        );
+      } finally {
+        await up.close();
+      }
     },
   );
 
