@@ -116,7 +116,18 @@ function startCp(): Background {
       jwksUrl: `http://${OAUTH}:9000/jwks`,
       clientIds: ['cp-client'],
       locations: {
-        '': { systems: [echo] },
+        '': {
+          systems: [
+            echo,
+            {
+              virtualHost: 'erp-tcp.internal',
+              virtualPort: 8080,
+              internalHost: lab.addr.onpremV4,
+              internalPort: 8080,
+              protocol: 'tcp',
+            },
+          ],
+        },
         'loc-b': { systems: [echo] },
         offline: { connected: false, systems: [echo] },
       },
@@ -203,6 +214,7 @@ beforeAll(async () => {
       ),
       onPremise('erp-offline', '  CloudConnectorLocationId: offline\n'),
       onPremise('erp-nowhere', '  CloudConnectorLocationId: nowhere\n'),
+      '- Name: erp-tcp\n  Type: TCP\n  Address: tcp://erp-tcp.internal:8080\n  ProxyType: OnPremise\n',
     ].join(''),
   );
   writeFileSync(
@@ -292,6 +304,20 @@ describe('OnPremise HTTP through the connectivity proxy', () => {
       expect(r.headers['x-error-origin']).toBe('Connectivity Proxy');
       expect(r.headers['x-error-message']).toContain(why);
     }
+  });
+
+  test('a TCP OnPremise destination shares the connectivity proxy (SOCKS5 0x80 with the same token)', async () => {
+    // raw bytes: curl's HTTP request goes unchanged through SOCKS5 to the echo server
+    const seen = JSON.parse((await curl(['http://erp-tcp/raw'])).stdout) as Echo;
+    expect(seen.path).toBe('/raw');
+    expect(header(seen, 'host')).toEqual(['erp-tcp']);
+    // one client-credentials token for the connectivity proxy (HTTP and TCP), one for the technical user
+    const stats = JSON.parse(
+      (await lab.run('net', ['curl', '-sS', `http://${OAUTH}:9000/_peer/stats`])).stdout,
+    ) as {
+      byGrant: Record<string, number>;
+    };
+    expect(stats.byGrant.client_credentials).toBe(2);
   });
 
   test('token service down: the cached token keeps working', async () => {
