@@ -200,8 +200,12 @@ describe("the connectivity proxy's own answers", () => {
     expect(isConnectivityProxyAnswer(407, {})).toBe(true);
     expect(isConnectivityProxyAnswer(503, {})).toBe(false);
     expect(isConnectivityProxyAnswer(405, { 'content-type': 'text/html' })).toBe(false);
-    expect(isConnectivityProxyAnswer(503, { 'content-type': 'text/plain', 'content-length': '60' })).toBe(true);
-    expect(isConnectivityProxyAnswer(503, { 'content-type': 'text/plain', 'content-length': '90000' })).toBe(false);
+    expect(isConnectivityProxyAnswer(503, { 'content-type': 'text/plain', 'content-length': '60' })).toBe(
+      true,
+    );
+    expect(isConnectivityProxyAnswer(503, { 'content-type': 'text/plain', 'content-length': '90000' })).toBe(
+      false,
+    );
     expect(isConnectivityProxyAnswer(503, { 'content-type': 'application/json' })).toBe(false);
     expect(isConnectivityProxyAnswer(503, { 'x-error-origin': 'Connectivity Proxy' })).toBe(true);
     expect(isConnectivityProxyAnswer(405, { server: 'connectivity-proxy' })).toBe(true);
