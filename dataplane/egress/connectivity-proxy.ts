@@ -64,9 +64,15 @@ export function createConnectivityProxy(
     httpPort: settings.httpPort,
     socks5Port: settings.socks5Port,
     trusted: auth.kind === 'trusted',
-    async token(tenant?: string): Promise<string | undefined> {
+    async token(tenant?: string, options?: { rejected?: string }): Promise<string | undefined> {
       if (auth.kind === 'trusted') return undefined;
-      const result = await authenticator.authenticate(destinationFor(auth, tenant));
+      const rejected = options?.rejected;
+      const result = await authenticator.authenticate(
+        destinationFor(auth, tenant),
+        rejected === undefined
+          ? undefined
+          : { forceRefresh: true, rejected: { headers: [['authorization', `Bearer ${rejected}`]] } },
+      );
       const value = result.headers.find(([name]) => name.toLowerCase() === 'authorization')?.[1];
       return value?.replace(/^Bearer /, '');
     },

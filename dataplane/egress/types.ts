@@ -13,8 +13,10 @@ export interface ConnectivityProxy {
    * The JWT for `Proxy-Authorization` / the SOCKS5 0x80 frame: a client-credentials token of the
    * connectivity service key for this tenant (cached, refreshed before expiry), or undefined in
    * trusted mode (no proxy authorization). Rejects when the token service fails.
+   * `options.rejected`: the proxy refused this token (407): fetch a new one unless the cache already
+   * holds a newer one (many requests refused with the same token cause one fetch).
    */
-  token(tenant?: string): Promise<string | undefined>;
+  token(tenant?: string, options?: { rejected?: string }): Promise<string | undefined>;
 }
 
 /** A corporate proxy for Internet destinations. Credentials never appear in logs or /config. */

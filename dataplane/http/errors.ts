@@ -9,7 +9,7 @@
 // (it gets tokens from the Destination service) or for the target system; detour adds
 // "Token Service" and "Upstream" for those.
 import { TokenServiceError } from '../auth/types.js';
-import { EgressProxyError } from '../egress/http-connect.js';
+import type { HttpConnectError } from '../egress/http-connect.js';
 import type { Socks5Error } from '../egress/socks5.js';
 
 export const ERROR_ORIGINS = {
@@ -219,10 +219,10 @@ export function proxyRejected(
 /** The request to the target failed before a response started. */
 export function upstreamFailed(error: unknown, ctx: FailureContext): ProxyFailure {
   const hop = ctx.via;
-  if (error instanceof EgressProxyError || (error as Error | undefined)?.name === 'EgressProxyError') {
-    const e = error as EgressProxyError;
-    if (hop && e.status !== undefined) return proxyRejected(e.status, ctx, hop);
-    if (hop) return proxyConnectFailed(e.code, ctx, hop);
+  if (hop && (error as Error | undefined)?.name === 'HttpConnectError') {
+    const e = error as HttpConnectError;
+    if (e.status !== undefined) return proxyRejected(e.status, ctx, hop, e.meaning);
+    return proxyConnectFailed(e.code ?? 'ECONNRESET', ctx, hop);
   }
   if (hop && (error as Error | undefined)?.name === 'Socks5Error')
     return socks5Failed(error as Socks5Error, ctx, hop);

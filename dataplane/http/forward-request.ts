@@ -20,7 +20,7 @@ import {
   upstreamFailed,
 } from './errors.js';
 import { principalPropagationProblem } from '../onprem/request.js';
-import { isConnectivityProxyAnswer } from '../onprem/proxy-response.js';
+import { isConnectivityProxyAnswer, PROXY_ANSWER_MAX_BYTES } from '../onprem/proxy-response.js';
 import { DestinationTlsError } from './pools.js';
 import { type HeaderList, rewriteRequest, rewriteResponseHeaders } from './rewrite.js';
 import { MissingUserTokenError, proxyHop, upstreamVia, wireRequest } from './upstream-route.js';
@@ -46,6 +46,22 @@ function counter(onBytes: (n: number) => void): Transform {
       cb(null, chunk);
     },
   });
+}
+
+/** The first line of a proxy's own (short) error body, for the error message. */
+async function proxyAnswerText(body: Dispatcher.ResponseData['body']): Promise<string | undefined> {
+  let text = '';
+  try {
+    for await (const chunk of body) {
+      text += (chunk as Buffer).toString('utf8');
+      if (text.length > PROXY_ANSWER_MAX_BYTES) break;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    body.destroy();
+  }
+  return text.split('\n')[0]?.trim() || undefined;
 }
 
 async function readAll(req: IncomingMessage): Promise<Buffer> {
@@ -180,6 +196,24 @@ export async function forwardRequest(
       rec.retried = true;
       response = await send(auth);
     }
+    // The connectivity proxy refused its token (revoked, or the token service rotated its keys):
+    // fetch a new one and try once more when the body can be sent again.
+    if (
+      response.statusCode === 407 &&
+      via.kind === 'connectivity-proxy' &&
+      proxyToken !== undefined &&
+      !rec.retried &&
+      (!hasBody || Buffer.isBuffer(body))
+    ) {
+      await response.body.dump();
+      try {
+        proxyToken = await ctx.egress.connectivityProxy!.token(undefined, { rejected: proxyToken });
+      } catch (error) {
+        return sendFailure(connectivityTokenFailed(error, failureCtx));
+      }
+      rec.retried = true;
+      response = await send(auth);
+    }
   } catch (error) {
     if (error instanceof MissingUserTokenError) return sendFailure(missingUserToken(error.message));
     if (error instanceof DestinationTlsError)
@@ -194,9 +228,9 @@ export async function forwardRequest(
     (response.statusCode === 407 ||
       (via.kind === 'connectivity-proxy' && isConnectivityProxyAnswer(response.statusCode, response.headers)))
   ) {
-    // the proxy answered for itself; its body is not the app's business
-    await response.body.dump().catch(() => undefined);
-    return sendFailure(proxyRejected(response.statusCode, failureCtx, hop));
+    // the proxy answered for itself: its short text goes into x-error-message, never the body as such
+    const detail = await proxyAnswerText(response.body);
+    return sendFailure(proxyRejected(response.statusCode, failureCtx, hop, detail));
   }
   if (ctx.closing()) res.shouldKeepAlive = false;
   try {

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import type { AuthResult } from '../auth/types.js';
 import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
 import {
+  type FailureContext,
   type ProxyFailure,
   authenticationFailed,
   destinationInvalid,
@@ -19,16 +20,32 @@ import {
 } from './errors.js';
 import { DestinationTlsError, type UpstreamEntry } from './pools.js';
 import { rewriteRequest } from './rewrite.js';
-import { upstreamVia } from './upstream-route.js';
+import { tunnelConnector } from './proxy-connector.js';
+import { proxyHop, upstreamVia, type UpstreamVia } from './upstream-route.js';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
-function viaProblem(via: ReturnType<typeof upstreamVia>): string | undefined {
-  if ('error' in via) return via.error;
-  if (via.kind !== 'direct')
-    return 'Upgrade (WebSocket) requests through an egress proxy are not supported yet';
-  return undefined;
+/** Through a corporate proxy an upgrade always gets a tunnel (CONNECT or SOCKS5), also for http targets. */
+function openTunnelled(
+  via: Extract<UpstreamVia, { proxy: unknown }>,
+  url: URL,
+  entry: UpstreamEntry,
+  timeoutMs: number,
+): Promise<net.Socket> {
+  const connect = tunnelConnector(via.proxy, entry.tls, timeoutMs);
+  return new Promise((resolve, reject) =>
+    connect(
+      {
+        hostname: url.hostname,
+        host: url.host,
+        protocol: url.protocol,
+        port: url.port || (url.protocol === 'https:' ? '443' : '80'),
+      } as Parameters<typeof connect>[0],
+      (error, socket) => (error ? reject(error) : resolve(socket as net.Socket)),
+    ),
+  );
 }
+
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 function timeoutError(code: 'CONNECT_TIMEOUT' | 'READ_TIMEOUT'): Error {
@@ -68,14 +85,19 @@ export async function forwardUpgrade(
   const destination = ctx.resolve(socket);
   if (!destination) return sendFailure(destinationMissing());
   rec.destination = destination.name;
-  const why = whyUnusable(destination, 'upgrade') ?? viaProblem(upstreamVia(destination, ctx.egress));
+  const why = whyUnusable(destination, 'upgrade');
   const url = destination.url;
   if (why || !url) return sendFailure(destinationInvalid(destination.name, why ?? 'it has no URL'));
-  const failureCtx = {
+  const via = upstreamVia(destination, ctx.egress);
+  if ('error' in via) return sendFailure(destinationInvalid(destination.name, via.error));
+  const hop = proxyHop(via, url);
+  const failureCtx: FailureContext = {
     destination: destination.name,
     target: url.origin,
     connectTimeoutMs: destination.connectTimeoutMs,
     readTimeoutMs: destination.readTimeoutMs,
+    // tunnels: connection failures are the proxy's (wrapped by the tunnel clients)
+    ...(hop ? { via: { ...hop, connectsToProxy: false } } : {}),
   };
 
   let auth: AuthResult;
@@ -86,7 +108,8 @@ export async function forwardUpgrade(
     return sendFailure(authenticationFailed(error, failureCtx));
   }
   try {
-    entry = ctx.pools.get(destination, auth.tls);
+    // the same `via` as requests use, so the destination's pool is not replaced back and forth
+    entry = ctx.pools.get(destination, auth.tls, via);
   } catch (error) {
     if (error instanceof DestinationTlsError)
       return sendFailure(destinationInvalid(destination.name, error.message));
@@ -102,16 +125,27 @@ export async function forwardUpgrade(
   rec.setUpstream(up.origin, up.path);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-  const target: net.Socket = entry.tls
-    ? tls.connect({
-        host,
-        port,
-        secureContext: entry.tls.secureContext,
-        rejectUnauthorized: entry.tls.rejectUnauthorized,
-        ...(net.isIP(host) ? {} : { servername: host }),
-        ALPNProtocols: ['http/1.1'],
-      })
-    : net.connect({ host, port });
+  let tunnelled: net.Socket | undefined;
+  if (via.kind === 'http-proxy' || via.kind === 'socks5') {
+    try {
+      tunnelled = await openTunnelled(via, url, entry, destination.connectTimeoutMs);
+    } catch (error) {
+      return sendFailure(upstreamFailed(error, failureCtx));
+    }
+    if (socket.destroyed) return void tunnelled.destroy();
+  }
+  const target: net.Socket = tunnelled
+    ? tunnelled
+    : entry.tls
+      ? tls.connect({
+          host,
+          port,
+          secureContext: entry.tls.secureContext,
+          rejectUnauthorized: entry.tls.rejectUnauthorized,
+          ...(net.isIP(host) ? {} : { servername: host }),
+          ALPNProtocols: ['http/1.1'],
+        })
+      : net.connect({ host, port });
   link.upstream = target;
 
   let phase: 'connect' | 'head' | 'tunnel' = 'connect';
@@ -124,13 +158,15 @@ export async function forwardUpgrade(
     socket.destroy();
   });
 
-  target.once(entry.tls ? 'secureConnect' : 'connect', () => {
+  const sendHead = (): void => {
     phase = 'head';
     target.setTimeout(destination.readTimeoutMs || 0);
     const lines = up.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
     target.write(`${method} ${up.path} HTTP/1.1\r\n${lines}\r\n`);
     if (head.length > 0) target.write(head);
-  });
+  };
+  if (tunnelled) sendHead();
+  else target.once(entry.tls ? 'secureConnect' : 'connect', sendHead);
 
   let received = Buffer.alloc(0);
   const onHead = (chunk: Buffer): void => {

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { buildConnector } from 'undici';
-import { openTunnel } from '../egress/http-connect.js';
+import { connectHttpTunnel } from '../egress/http-connect.js';
 import { connectSocks5 } from '../egress/socks5.js';
 import type { EgressProxy } from '../egress/types.js';
 import type { UpstreamTls } from './tls-options.js';
@@ -16,7 +16,7 @@ export function openThroughProxy(
   port: number,
   timeoutMs: number,
 ): Promise<net.Socket> {
-  if (proxy.kind === 'http') return openTunnel({ proxy, host, port, timeoutMs });
+  if (proxy.kind === 'http') return connectHttpTunnel({ proxy, target: { host, port }, timeoutMs });
   return connectSocks5({
     proxy: { host: proxy.host, port: proxy.port },
     target: { host, port },
@@ -40,6 +40,7 @@ export function tunnelConnector(
     openThroughProxy(proxy, host, port, timeoutMs).then(
       (socket) => {
         if (!upstreamTls) {
+          // handed over paused; HTTP targets speak only after the request
           socket.resume();
           callback(null, socket);
           return;
@@ -47,6 +48,8 @@ export function tunnelConnector(
         const servername = options.servername ?? (net.isIP(host) ? undefined : host);
         const secure = tls.connect({
           socket,
+          // the certificate is checked against this (an IP literal target has no servername)
+          host,
           secureContext: upstreamTls.secureContext,
           rejectUnauthorized: upstreamTls.rejectUnauthorized,
           ...(servername ? { servername } : {}),

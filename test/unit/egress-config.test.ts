@@ -73,7 +73,10 @@ describe('connectivity service key', () => {
       JSON.stringify({ ...KEY, url: undefined }),
       'cp-key.json: "token_service_url" or "url" is missing (the token service)',
     ],
-    [JSON.stringify({ ...KEY, url: 'ftp://x' }), 'cp-key.json: "token_service_url"/"url" is not an http(s) URL'],
+    [
+      JSON.stringify({ ...KEY, url: 'ftp://x' }),
+      'cp-key.json: "token_service_url"/"url" is not an http(s) URL',
+    ],
     [
       JSON.stringify({ ...KEY, onpremise_proxy_http_port: '70000' }),
       'cp-key.json: "onpremise_proxy_http_port" must be a port 1-65535',
@@ -110,7 +113,11 @@ describe('connectivityProxy section', () => {
   });
 
   test('the section wins over the key; defaults 20003/20004 when neither says', () => {
-    const { dir } = keyFile({ ...KEY, onpremise_proxy_http_port: undefined, onpremise_socks5_proxy_port: undefined });
+    const { dir } = keyFile({
+      ...KEY,
+      onpremise_proxy_http_port: undefined,
+      onpremise_socks5_proxy_port: undefined,
+    });
     const file = parseConfigText(
       'connectivityProxy: { host: cp.example.test, serviceKey: cp-key.json }',
       'detour.yaml',
@@ -123,7 +130,10 @@ describe('connectivityProxy section', () => {
   });
 
   test('trusted mode: no key, no proxy authorization', () => {
-    const file = parseConfigText('connectivityProxy: { host: 192.0.2.10, httpPort: 8080, trusted: true }', 'd.yaml');
+    const file = parseConfigText(
+      'connectivityProxy: { host: 192.0.2.10, httpPort: 8080, trusted: true }',
+      'd.yaml',
+    );
     expect(resolveConfig(file, {}, '.', {}).connectivityProxy).toEqual({
       host: '192.0.2.10',
       httpPort: 8080,
@@ -142,9 +152,18 @@ describe('connectivityProxy section', () => {
       'd.yaml: connectivityProxy: serviceKey and trusted: true exclude each other (trusted means no proxy authorization)',
     ],
     ['connectivityProxy: { trusted: true }', 'd.yaml: connectivityProxy.host: required with trusted: true'],
-    ['connectivityProxy: { trusted: true, host: cp, httpPort: 0 }', 'd.yaml: connectivityProxy.httpPort: expected an integer 1-65535'],
-    ['connectivityProxy: { trusted: yes, host: cp }', 'd.yaml: connectivityProxy.trusted: expected true or false'],
-    ['connectivityProxy: { trusted: true, host: cp, user: x }', 'd.yaml: connectivityProxy: unknown key "user"'],
+    [
+      'connectivityProxy: { trusted: true, host: cp, httpPort: 0 }',
+      'd.yaml: connectivityProxy.httpPort: expected an integer 1-65535',
+    ],
+    [
+      'connectivityProxy: { trusted: yes, host: cp }',
+      'd.yaml: connectivityProxy.trusted: expected true or false',
+    ],
+    [
+      'connectivityProxy: { trusted: true, host: cp, user: x }',
+      'd.yaml: connectivityProxy: unknown key "user"',
+    ],
   ])('%s', (text, message) => {
     expect(configError(() => parseConfigText(text, 'd.yaml'))).toBe(message);
   });
@@ -172,7 +191,11 @@ describe('proxy URLs', () => {
       password: 'p:ss',
     });
     expect(parseProxyUrl('proxy.corp')).toEqual({ kind: 'http', host: 'proxy.corp', port: 80 });
-    expect(parseProxyUrl('socks5h://[2001:db8::1]')).toEqual({ kind: 'socks5', host: '2001:db8::1', port: 1080 });
+    expect(parseProxyUrl('socks5h://[2001:db8::1]')).toEqual({
+      kind: 'socks5',
+      host: '2001:db8::1',
+      port: 1080,
+    });
     expect(parseProxyUrl('http://proxy.corp:3128/')).toMatchObject({ port: 3128 });
   });
 
@@ -180,7 +203,10 @@ describe('proxy URLs', () => {
     ['https://proxy.corp:443', 'TLS to the proxy (https://) is not supported'],
     ['socks4://proxy.corp', 'SOCKS4 is not supported; use socks5://'],
     ['ftp://proxy.corp', 'scheme "ftp" is not a proxy scheme; use http:// or socks5://'],
-    ['http://u:topsecret@proxy.corp:3128/path', '"http://u:<redacted>@proxy.corp:3128/path" must not have a path'],
+    [
+      'http://u:topsecret@proxy.corp:3128/path',
+      '"http://u:<redacted>@proxy.corp:3128/path" must not have a path',
+    ],
     ['http://u:topsecret@', 'is not a valid URL'],
   ])('%s is refused without showing the password', (text, message) => {
     let thrown: Error | undefined;
@@ -216,7 +242,12 @@ describe('egressProxy: config > environment', () => {
     expect(s.http).toMatchObject({ host: 'env-http' });
     expect(s.https).toMatchObject({ host: 'env-https' });
     expect(s.tcp).toMatchObject({ kind: 'socks5', host: 'env-all' });
-    expect(s.sources).toEqual({ http: 'HTTP_PROXY', https: 'https_proxy', tcp: 'ALL_PROXY', noProxy: 'NO_PROXY' });
+    expect(s.sources).toEqual({
+      http: 'HTTP_PROXY',
+      https: 'https_proxy',
+      tcp: 'ALL_PROXY',
+      noProxy: 'NO_PROXY',
+    });
     expect(s.noProxy).toEqual(['.corp.example', '10.0.0.0/8', 'localhost']);
   });
 
@@ -238,14 +269,20 @@ describe('egressProxy: config > environment', () => {
     const s = resolveConfig(file, {}, '.', env).egressProxy;
     expect(s.tcp).toMatchObject({ kind: 'http', host: 'proxy.corp' });
     expect(s.noProxy).toEqual([]);
-    expect(resolveConfig(parseConfigText('egressProxy: { fromEnvironment: false }', 'd'), {}, '.', env).egressProxy).toMatchObject({
+    expect(
+      resolveConfig(parseConfigText('egressProxy: { fromEnvironment: false }', 'd'), {}, '.', env)
+        .egressProxy,
+    ).toMatchObject({
       sources: {},
       noProxy: [],
     });
   });
 
   test('unusable environment values are skipped with a warning, never the password', () => {
-    const s = resolveEgressProxy(undefined, { HTTPS_PROXY: 'https://u:pw-secret@p:443', NO_PROXY: 'a.example,10.0.0.0/99' });
+    const s = resolveEgressProxy(undefined, {
+      HTTPS_PROXY: 'https://u:pw-secret@p:443',
+      NO_PROXY: 'a.example,10.0.0.0/99',
+    });
     expect(s.https).toBeUndefined();
     expect(s.noProxy).toEqual(['a.example']);
     expect(s.warnings.join('\n')).toContain('HTTPS_PROXY ignored: TLS to the proxy');
@@ -254,8 +291,14 @@ describe('egressProxy: config > environment', () => {
   });
 
   test.each([
-    ['egressProxy: { http: "https://u:pw-secret@p" }', 'd.yaml: egressProxy.http: TLS to the proxy (https://) is not supported'],
-    ['egressProxy: { noProxy: ["10.0.0.0/40"] }', 'd.yaml: egressProxy.noProxy: "10.0.0.0/40": prefix must be 0-32'],
+    [
+      'egressProxy: { http: "https://u:pw-secret@p" }',
+      'd.yaml: egressProxy.http: TLS to the proxy (https://) is not supported',
+    ],
+    [
+      'egressProxy: { noProxy: ["10.0.0.0/40"] }',
+      'd.yaml: egressProxy.noProxy: "10.0.0.0/40": prefix must be 0-32',
+    ],
     ['egressProxy: { socks: "socks5://s" }', 'd.yaml: egressProxy: unknown key "socks"'],
   ])('config errors name the field: %s', (text, message) => {
     const m = configError(() => parseConfigText(text, 'd.yaml'));

@@ -58,7 +58,13 @@ describe('NO_PROXY', () => {
   });
 
   test('unusable entries are reported and skipped, the rest applies', () => {
-    const { noProxy, problems } = parseNoProxy(['a.example', '10.0.0.0/33', 'b.example:99999', 'x y', 'fd00::/129']);
+    const { noProxy, problems } = parseNoProxy([
+      'a.example',
+      '10.0.0.0/33',
+      'b.example:99999',
+      'x y',
+      'fd00::/129',
+    ]);
     expect(problems).toEqual([
       '"10.0.0.0/33": prefix must be 0-32',
       '"b.example:99999": port must be 1-65535',

@@ -42,7 +42,10 @@ class RecordingConnectivityProxy {
       res.writeHead(400).end('absolute form required');
       return;
     }
-    if (this.expectedToken !== undefined && req.headers['proxy-authorization'] !== `Bearer ${this.expectedToken}`) {
+    if (
+      this.expectedToken !== undefined &&
+      req.headers['proxy-authorization'] !== `Bearer ${this.expectedToken}`
+    ) {
       res.writeHead(407, { 'proxy-authenticate': 'Bearer' }).end('token rejected');
       return;
     }
@@ -58,7 +61,13 @@ class RecordingConnectivityProxy {
     const headers = { ...req.headers };
     delete headers['proxy-authorization'];
     const up = http.request(
-      { host: '127.0.0.1', port: this.backendPort(), path: target.pathname + target.search, method: req.method, headers },
+      {
+        host: '127.0.0.1',
+        port: this.backendPort(),
+        path: target.pathname + target.search,
+        method: req.method,
+        headers,
+      },
       (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
@@ -112,11 +121,16 @@ function tokenService() {
   const state = { fetches: 0, down: false, expiresIn: 3600 };
   const fetch: TokenFetch = async () => {
     state.fetches++;
-    if (state.down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    if (state.down)
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
     return {
       status: 200,
       contentType: 'application/json',
-      body: JSON.stringify({ access_token: `cp-token-${state.fetches}`, token_type: 'bearer', expires_in: state.expiresIn }),
+      body: JSON.stringify({
+        access_token: `cp-token-${state.fetches}`,
+        token_type: 'bearer',
+        expires_in: state.expiresIn,
+      }),
     };
   };
   return { state, fetch };
@@ -141,7 +155,12 @@ function settings(port = cp.port, trusted = false): ConnectivityProxySettings {
 
 async function start(
   d: ReturnType<typeof destination>,
-  options: { port?: number; trusted?: boolean; fetch?: TokenFetch; destinationAuth?: ReturnType<typeof fakeAuth> } = {},
+  options: {
+    port?: number;
+    trusted?: boolean;
+    fetch?: TokenFetch;
+    destinationAuth?: ReturnType<typeof fakeAuth>;
+  } = {},
 ) {
   const { log } = memoryLogger();
   const tokens = createAuthenticator({ logger: log, fetch: options.fetch ?? tokenService().fetch });
@@ -188,7 +207,9 @@ describe('OnPremise through the connectivity proxy', () => {
     const proxy = await start(erp({ authentication: 'BasicAuthentication' }), {
       destinationAuth: fakeAuth(async () => ({ headers: [['authorization', 'Basic dTpw']] })),
     });
-    const res = await request(proxy.port, '/', { headers: { 'SAP-Connectivity-SCC-Location_ID': 'loc-app' } });
+    const res = await request(proxy.port, '/', {
+      headers: { 'SAP-Connectivity-SCC-Location_ID': 'loc-app' },
+    });
     expect(res.status).toBe(200);
     expect(cp.seen[0]?.headers['sap-connectivity-scc-location_id']).toBe('loc-app');
     expect((JSON.parse(res.body) as Seen).headers.authorization).toBe('Basic dTpw');
@@ -203,7 +224,9 @@ describe('OnPremise through the connectivity proxy', () => {
 
   test('principal propagation: two users in parallel each arrive with their own identity, never sharing a connection', async () => {
     const proxy = await start(erp({ authentication: 'PrincipalPropagation' }));
-    const users = ['alice', 'bob'].map((u) => `eyJhbGciOiJub25lIn0.${Buffer.from(`{"sub":"${u}"}`).toString('base64url')}.sig`);
+    const users = ['alice', 'bob'].map(
+      (u) => `eyJhbGciOiJub25lIn0.${Buffer.from(`{"sub":"${u}"}`).toString('base64url')}.sig`,
+    );
     const agents = users.map(() => new http.Agent({ keepAlive: true, maxSockets: 4 }));
     const results = await Promise.all(
       Array.from({ length: 40 }, (_, i) => {
@@ -240,7 +263,9 @@ describe('OnPremise through the connectivity proxy', () => {
         headers: [['sap-connectivity-technical-authentication', 'Bearer tech-token']],
       })),
     });
-    const res = await request(proxy.port, '/', { headers: { 'SAP-Connectivity-Technical-Authentication': 'Bearer forged' } });
+    const res = await request(proxy.port, '/', {
+      headers: { 'SAP-Connectivity-Technical-Authentication': 'Bearer forged' },
+    });
     expect(res.status).toBe(200);
     expect(cp.seen[0]?.headers['sap-connectivity-technical-authentication']).toBe('Bearer tech-token');
   });
@@ -253,7 +278,22 @@ describe('OnPremise through the connectivity proxy', () => {
     expect(res.headers['x-error-origin']).toBe('Connectivity Proxy');
     expect(res.headers['x-internal-error-code']).toBe('407');
     expect(res.headers['x-error-message']).toContain('refused the proxy authorization (407)');
-    expect(res.body).not.toContain('token rejected');
+    expect(res.headers['x-error-message']).toContain('(407): token rejected.');
+  });
+
+  test('407 once (token revoked): a new proxy token is fetched and the request retried', async () => {
+    const service = tokenService();
+    const proxy = await start(erp(), { fetch: service.fetch });
+    expect((await request(proxy.port, '/')).status).toBe(200);
+    cp.expectedToken = 'cp-token-2';
+    const res = await request(proxy.port, '/again');
+    expect(res.status).toBe(200);
+    expect(service.state.fetches).toBe(2);
+    expect(cp.seen.map((s) => s.headers['proxy-authorization'])).toEqual([
+      'Bearer cp-token-1',
+      'Bearer cp-token-1',
+      'Bearer cp-token-2',
+    ]);
   });
 
   test("the proxy's own 503 → 503 Connectivity Proxy; a backend's 503 passes through", async () => {
@@ -263,7 +303,8 @@ describe('OnPremise through the connectivity proxy', () => {
     expect(res.status).toBe(503);
     expect(res.headers['x-error-origin']).toBe('Connectivity Proxy');
     expect(res.headers['x-error-message']).toContain('Cloud Connector');
-    cp.ownAnswer = { status: 503, headers: { 'retry-after': '1' } };
+    expect(res.headers['x-error-message']).toContain(': proxy says no');
+    cp.ownAnswer = { status: 503, headers: { 'retry-after': '1', 'content-type': 'text/html' } };
     const passed = await request(proxy.port, '/');
     expect(passed.status).toBe(503);
     expect(passed.headers['x-error-origin']).toBeUndefined();
@@ -275,7 +316,9 @@ describe('OnPremise through the connectivity proxy', () => {
     const res = await request(proxy.port, '/');
     expect(res.status).toBe(503);
     expect(res.headers['x-error-origin']).toBe('Connectivity Proxy');
-    expect(res.headers['x-error-message']).toMatch(/the connectivity proxy 127\.0\.0\.1:\d+ .*refused the connection/);
+    expect(res.headers['x-error-message']).toMatch(
+      /the connectivity proxy 127\.0\.0\.1:\d+ .*refused the connection/,
+    );
   });
 
   test('token service down: the cached token is used while valid; without one → 502 Token Service', async () => {
@@ -295,7 +338,9 @@ describe('OnPremise through the connectivity proxy', () => {
   });
 
   test('without a connectivityProxy configured: 502 naming the missing config', async () => {
-    const proxy = await startProxy(erp(), { authenticator: fakeAuth(async () => ({ headers: [] })).authenticator });
+    const proxy = await startProxy(erp(), {
+      authenticator: fakeAuth(async () => ({ headers: [] })).authenticator,
+    });
     proxies.push(proxy);
     const res = await request(proxy.port, '/');
     expect(res.status).toBe(502);

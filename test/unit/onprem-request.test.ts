@@ -18,8 +18,17 @@ const onPremise = (over: Parameters<typeof destination>[0] = {}) =>
     ...over,
   });
 
-function build(d: ReturnType<typeof onPremise>, app: HeaderList, authHeaders: HeaderList = [], token = 'cp-token') {
-  const up = rewriteRequest(d, { method: 'GET', url: '/orders?x=1', headers: app }, { authHeaders, requestId: 'r1' });
+function build(
+  d: ReturnType<typeof onPremise>,
+  app: HeaderList,
+  authHeaders: HeaderList = [],
+  token = 'cp-token',
+) {
+  const up = rewriteRequest(
+    d,
+    { method: 'GET', url: '/orders?x=1', headers: app },
+    { authHeaders, requestId: 'r1' },
+  );
   return onPremiseRequest(d, up, app, token);
 }
 
@@ -57,9 +66,11 @@ describe('the request to the connectivity proxy', () => {
   });
 
   test("the destination's Basic authentication goes to the backend as for Internet destinations", () => {
-    const r = build(onPremise({ authentication: 'BasicAuthentication' }), [['Authorization', 'Bearer app']], [
-      ['authorization', 'Basic dTpw'],
-    ]);
+    const r = build(
+      onPremise({ authentication: 'BasicAuthentication' }),
+      [['Authorization', 'Bearer app']],
+      [['authorization', 'Basic dTpw']],
+    );
     if ('missingUserToken' in r) throw new Error('unexpected');
     expect(value(r.headers, 'authorization')).toEqual(['Basic dTpw']);
     expect(value(r.headers, 'proxy-authorization')).toEqual(['Bearer cp-token']);
@@ -82,7 +93,10 @@ describe('principal propagation', () => {
   const pp = onPremise({ authentication: 'PrincipalPropagation' });
 
   test('the user JWT goes as SAP-Connectivity-Authentication, Authorization is not forwarded, the identity is the JWT', () => {
-    const r = build(pp, [['authorization', `Bearer ${JWT}`], ['x-app', '1']]);
+    const r = build(pp, [
+      ['authorization', `Bearer ${JWT}`],
+      ['x-app', '1'],
+    ]);
     if ('missingUserToken' in r) throw new Error('unexpected');
     expect(value(r.headers, 'SAP-Connectivity-Authentication')).toEqual([`Bearer ${JWT}`]);
     expect(names(r.headers)).not.toContain('authorization');
@@ -96,7 +110,13 @@ describe('principal propagation', () => {
   test.each([
     ['no Authorization', []],
     ['Basic instead of Bearer', [['Authorization', 'Basic dTpw']]],
-    ['two Authorization headers', [['Authorization', `Bearer ${JWT}`], ['Authorization', 'Bearer b.c.d']]],
+    [
+      'two Authorization headers',
+      [
+        ['Authorization', `Bearer ${JWT}`],
+        ['Authorization', 'Bearer b.c.d'],
+      ],
+    ],
     ['an empty bearer', [['Authorization', 'Bearer ']]],
   ] as [string, HeaderList][])('%s → 400 with a clear message', (_label, app) => {
     const r = build(pp, app);
@@ -116,9 +136,11 @@ describe('principal propagation', () => {
 describe('technical user propagation', () => {
   test("the authenticator's header goes to the proxy, the identity is that token; an app's forged one is replaced", () => {
     const d = onPremise({ authentication: 'OAuth2TechnicalUserPropagation' });
-    const r = build(d, [['SAP-Connectivity-Technical-Authentication', 'Bearer forged']], [
-      ['sap-connectivity-technical-authentication', 'Bearer tech-1'],
-    ]);
+    const r = build(
+      d,
+      [['SAP-Connectivity-Technical-Authentication', 'Bearer forged']],
+      [['sap-connectivity-technical-authentication', 'Bearer tech-1']],
+    );
     if ('missingUserToken' in r) throw new Error('unexpected');
     expect(value(r.headers, 'sap-connectivity-technical-authentication')).toEqual(['Bearer tech-1']);
     expect(r.identity).toBe('technical Bearer tech-1');
@@ -140,9 +162,9 @@ describe('the way to the target', () => {
       origin: 'http://cp.example.test:20003',
       endpoint: 'cp.example.test:20003',
     });
-    expect(upstreamVia(onPremise({ url: new URL('https://erp.virtual') }), { connectivityProxy: cp })).toHaveProperty(
-      'error',
-    );
+    expect(
+      upstreamVia(onPremise({ url: new URL('https://erp.virtual') }), { connectivityProxy: cp }),
+    ).toHaveProperty('error');
   });
 
   test('Internet: the egress proxy unless NO_PROXY matches; http targets in absolute form with Basic', () => {
@@ -152,8 +174,12 @@ describe('the way to the target', () => {
     const up = rewriteRequest(d, { method: 'GET', url: '/x', headers: [] }, {});
     const wire = wireRequest(d, via as never, up, [], undefined);
     expect(wire.path).toBe('http://api.example.test:8080/v1/x');
-    expect(value(wire.headers, 'proxy-authorization')).toEqual([`Basic ${Buffer.from('alice:pw').toString('base64')}`]);
-    expect(upstreamVia(destination({ url: new URL('https://direct.example') }), { egressProxies: proxies })).toEqual({
+    expect(value(wire.headers, 'proxy-authorization')).toEqual([
+      `Basic ${Buffer.from('alice:pw').toString('base64')}`,
+    ]);
+    expect(
+      upstreamVia(destination({ url: new URL('https://direct.example') }), { egressProxies: proxies }),
+    ).toEqual({
       kind: 'direct',
     });
   });
@@ -174,6 +200,13 @@ describe("the connectivity proxy's own answers", () => {
     expect(isConnectivityProxyAnswer(407, {})).toBe(true);
     expect(isConnectivityProxyAnswer(503, {})).toBe(false);
     expect(isConnectivityProxyAnswer(405, { 'content-type': 'text/html' })).toBe(false);
+    expect(isConnectivityProxyAnswer(503, { 'content-type': 'text/plain', 'content-length': '60' })).toBe(
+      true,
+    );
+    expect(isConnectivityProxyAnswer(503, { 'content-type': 'text/plain', 'content-length': '90000' })).toBe(
+      false,
+    );
+    expect(isConnectivityProxyAnswer(503, { 'content-type': 'application/json' })).toBe(false);
     expect(isConnectivityProxyAnswer(503, { 'x-error-origin': 'Connectivity Proxy' })).toBe(true);
     expect(isConnectivityProxyAnswer(405, { server: 'connectivity-proxy' })).toBe(true);
     expect(isConnectivityProxyAnswer(200, { server: 'connectivity-proxy' })).toBe(false);
