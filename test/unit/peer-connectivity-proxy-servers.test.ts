@@ -92,7 +92,6 @@ beforeAll(async () => {
       {
         clientId: 'cp',
         clientSecret: 'cp-secret',
-        grantTypes: ['client_credentials'],
         accessTokenFormat: 'jwt',
       },
       { clientId: 'app', clientSecret: 'app-secret', grantTypes: ['password'], accessTokenFormat: 'jwt' },
@@ -194,6 +193,7 @@ beforeAll(async () => {
     password: 'alice-pw',
   });
   tokens.appAsProxyToken = tokens.alice;
+  tokens.cpForAlice = await token('cp', { grant_type: 'password', username: 'alice', password: 'alice-pw' });
 });
 
 afterAll(async () => {
@@ -290,6 +290,17 @@ describe('HTTP port', () => {
     expect(statusOf(await exchange(cp.httpPort, request('http://tcp.internal:7000/', h)))).toBe(403);
   });
 
+  test('request bodies are streamed to the backend', async () => {
+    const body = 'x'.repeat(100_000);
+    const raw = await exchange(
+      cp.httpPort,
+      `POST http://erp.internal/upload HTTP/1.1\r\nHost: e\r\nProxy-Authorization: Bearer ${tokens.cp}\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(statusOf(raw)).toBe(200);
+    expect(raw.toString()).toContain('{"bytes":100000}');
+  });
+
   test('502: the backend refuses', async () => {
     expect(statusOf(await exchange(cp.httpPort, request('http://gone.internal/', auth(tokens.cp!))))).toBe(
       502,
@@ -321,7 +332,46 @@ describe('HTTP port', () => {
     expect(echo.lastHeader('x-onprem-principal-type')).toEqual(['technical']);
   });
 
-  test('401: bad user token, other tenant, both propagation headers', async () => {
+  test('a user exchanged into the proxy token is propagated; then SAP-Connectivity-Authentication is refused', async () => {
+    const ok = await exchange(cp.httpPort, request('http://erp.internal/me', auth(tokens.cpForAlice!)));
+    expect(statusOf(ok)).toBe(200);
+    expect(echo.lastHeader('x-onprem-principal')).toEqual(['alice']);
+    const both = await exchange(
+      cp.httpPort,
+      request('http://erp.internal/me', {
+        ...auth(tokens.cpForAlice!),
+        'SAP-Connectivity-Authentication': `Bearer ${tokens.alice}`,
+      }),
+    );
+    expect(statusOf(both)).toBe(400);
+    expect(both.toString()).toContain('must not be sent');
+  });
+
+  test('400: an Authorization header together with principal or technical user propagation', async () => {
+    for (const h of [
+      { 'SAP-Connectivity-Authentication': `Bearer ${tokens.alice}` },
+      { 'SAP-Connectivity-Technical-Authentication': `Bearer ${tokens.tech}` },
+    ]) {
+      const raw = await exchange(
+        cp.httpPort,
+        request('http://erp.internal/', { ...auth(tokens.cp!), ...h, Authorization: 'Basic dTpw' }),
+      );
+      expect(statusOf(raw)).toBe(400);
+      expect(raw.toString()).toContain('Authorization header must be omitted');
+    }
+    // without propagation the Authorization header is the backend's business and passes through
+    expect(
+      statusOf(
+        await exchange(
+          cp.httpPort,
+          request('http://erp.internal/', { ...auth(tokens.cp!), Authorization: 'Basic dTpw' }),
+        ),
+      ),
+    ).toBe(200);
+    expect(echo.lastHeader('authorization')).toEqual(['Basic dTpw']);
+  });
+
+  test('401: bad user token, other tenant; 400: both propagation headers', async () => {
     const send = (h: Record<string, string>) =>
       exchange(cp.httpPort, request('http://erp.internal/', { ...auth(tokens.cp!), ...h }));
     expect(statusOf(await send({ 'SAP-Connectivity-Authentication': 'Bearer nope' }))).toBe(401);
@@ -333,7 +383,7 @@ describe('HTTP port', () => {
       'SAP-Connectivity-Authentication': `Bearer ${tokens.alice}`,
       'SAP-Connectivity-Technical-Authentication': `Bearer ${tokens.tech}`,
     });
-    expect(statusOf(both)).toBe(401);
+    expect(statusOf(both)).toBe(400);
   });
 
   test('identity binding: one connection, same user twice → fine; another user → refused, counted', async () => {
