@@ -348,10 +348,11 @@ describe('HTTP port', () => {
   });
 
   test('400: an Authorization header together with principal or technical user propagation', async () => {
-    for (const h of [
+    const propagation: Record<string, string>[] = [
       { 'SAP-Connectivity-Authentication': `Bearer ${tokens.alice}` },
       { 'SAP-Connectivity-Technical-Authentication': `Bearer ${tokens.tech}` },
-    ]) {
+    ];
+    for (const h of propagation) {
       const raw = await exchange(
         cp.httpPort,
         request('http://erp.internal/', { ...auth(tokens.cp!), ...h, Authorization: 'Basic dTpw' }),
