@@ -27,6 +27,44 @@ export interface ConnectivityProxy {
   stop(): Promise<void>;
 }
 
+/** A connectivity service key as a BTP service binding hands it out, for a running stand-in. */
+export interface ConnectivityServiceKey {
+  clientid: string;
+  clientsecret: string;
+  url: string;
+  token_service_url: string;
+  onpremise_proxy_host: string;
+  onpremise_proxy_port: string;
+  onpremise_proxy_http_port: string;
+  onpremise_socks5_proxy_port: string;
+}
+
+/**
+ * The service key a client of this stand-in uses: the token service (its base URL; tokens at
+ * `{url}/oauth/token`), the connectivity client's credentials, the proxy's host and ports (as strings,
+ * like SAP's bindings).
+ */
+export function connectivityServiceKey(o: {
+  tokenServiceUrl: string;
+  clientId: string;
+  clientSecret: string;
+  proxyHost: string;
+  httpPort: number;
+  socksPort: number;
+}): ConnectivityServiceKey {
+  const url = o.tokenServiceUrl.replace(/\/oauth\/token$/, '');
+  return {
+    clientid: o.clientId,
+    clientsecret: o.clientSecret,
+    url,
+    token_service_url: url,
+    onpremise_proxy_host: o.proxyHost,
+    onpremise_proxy_port: String(o.httpPort),
+    onpremise_proxy_http_port: String(o.httpPort),
+    onpremise_socks5_proxy_port: String(o.socksPort),
+  };
+}
+
 export async function startConnectivityProxy(options: ConnectivityProxyOptions): Promise<ConnectivityProxy> {
   const host = options.host ?? '127.0.0.1';
   const ctx = createContext(options);

@@ -11,6 +11,7 @@ import {
   CMD_CONNECT,
   JWT_AUTH_VERSION,
   METHOD_JWT,
+  METHOD_NO_AUTH,
   METHOD_NONE_ACCEPTABLE,
   parseConnectRequest,
   parseGreeting,
@@ -58,10 +59,15 @@ export function createSocksPort(ctx: ProxyContext): SocksPort {
         if (g.kind === 'more') return;
         if (g.kind === 'error') return void socket.destroy();
         buf = buf.subarray(g.length);
-        if (!g.methods.includes(METHOD_JWT))
-          return void socket.end(Buffer.from([SOCKS_VERSION, METHOD_NONE_ACCEPTABLE]));
-        socket.write(Buffer.from([SOCKS_VERSION, METHOD_JWT]));
-        stage = 'auth';
+        if (g.methods.includes(METHOD_JWT)) {
+          socket.write(Buffer.from([SOCKS_VERSION, METHOD_JWT]));
+          stage = 'auth';
+        } else if (ctx.options.trusted && g.methods.includes(METHOD_NO_AUTH)) {
+          // trusted mode: no proxy authorization, the default location
+          socket.write(Buffer.from([SOCKS_VERSION, METHOD_NO_AUTH]));
+          claims = {};
+          stage = 'request';
+        } else return void socket.end(Buffer.from([SOCKS_VERSION, METHOD_NONE_ACCEPTABLE]));
       }
       if (stage === 'auth') {
         const a = parseJwtAuthFrame(buf);

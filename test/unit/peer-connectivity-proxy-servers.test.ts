@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { main, parseCliConfig } from '../peers/connectivity-proxy-cli.js';
-import { type ConnectivityProxy, startConnectivityProxy } from '../peers/connectivity-proxy.js';
+import {
+  type ConnectivityProxy,
+  connectivityServiceKey,
+  startConnectivityProxy,
+} from '../peers/connectivity-proxy.js';
 import { buildConnectRequest, buildJwtAuthFrame } from '../peers/connectivity-socks5.js';
 import { type EchoUpstream, startEchoUpstream } from '../peers/echo-upstream.js';
 import { type OAuthServer, startOAuthServer } from '../peers/oauth-server.js';
@@ -16,6 +20,7 @@ let oauth: OAuthServer;
 let echo: EchoUpstream;
 let cp: ConnectivityProxy;
 let cpStrictConnect: ConnectivityProxy;
+let cpTrusted: ConnectivityProxy;
 let closedPort: number;
 const tokens: Record<string, string> = {};
 
@@ -182,6 +187,12 @@ beforeAll(async () => {
     locations,
     socksAuthFailure: 'connect',
   });
+  cpTrusted = await startConnectivityProxy({
+    jwksUrl: oauth.jwksUrl,
+    clientIds: ['cp'],
+    locations,
+    trusted: true,
+  });
   tokens.cp = await token('cp', { grant_type: 'client_credentials' });
   tokens.tech = await token('tech', { grant_type: 'client_credentials' });
   tokens.opaque = await token('opaque', { grant_type: 'client_credentials' });
@@ -197,7 +208,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([cp?.stop(), cpStrictConnect?.stop(), echo?.close(), oauth?.stop()]);
+  await Promise.all([cp?.stop(), cpStrictConnect?.stop(), cpTrusted?.stop(), echo?.close(), oauth?.stop()]);
 });
 
 describe('HTTP port', () => {
@@ -556,6 +567,58 @@ describe('SOCKS5 port', () => {
     expect(s.socksReplies.SUCCESS).toBeGreaterThanOrEqual(3);
     expect(s.socksReplies.NETWORK_UNREACHABLE).toBe(2);
     expect(s.socksReplies.COMMAND_UNSUPPORTED).toBe(1);
+  });
+});
+
+describe('trusted mode (no proxy authorization)', () => {
+  test('HTTP without Proxy-Authorization is forwarded; a bad token is still refused', async () => {
+    expect(statusOf(await exchange(cpTrusted.httpPort, request('http://erp.internal/trusted')))).toBe(200);
+    expect(echo.requests.at(-1)!.path).toBe('/trusted');
+    expect(statusOf(await exchange(cpTrusted.httpPort, request('http://erp.internal/', auth('x.y.z'))))).toBe(
+      407,
+    );
+  });
+
+  test('SOCKS5 method 0x00 is accepted, and 0x80 still works', async () => {
+    const raw = await exchange(cpTrusted.socksPort, [
+      Buffer.from([0x05, 0x01, 0x00]),
+      buildConnectRequest('tcp.internal', 7000),
+      Buffer.from('GET /trusted-socks HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n'),
+    ]);
+    expect(raw.subarray(0, 4)).toEqual(Buffer.from([0x05, 0x00, 0x05, 0x00]));
+    expect(raw.subarray(12).toString()).toMatch(/^HTTP\/1\.1 200/);
+    const jwt = await probe({
+      proxyHost: '127.0.0.1',
+      proxyPort: cpTrusted.socksPort,
+      host: 'tcp.internal',
+      port: 7000,
+      jwt: tokens.cp!,
+    });
+    expect(jwt).toMatchObject({ method: '80', auth: '0100', reply: '00' });
+  });
+});
+
+describe('service key', () => {
+  test('a connectivity service key as BTP hands it out', () => {
+    expect(
+      connectivityServiceKey({
+        tokenServiceUrl: 'http://198.51.100.10:9000/oauth/token',
+        clientId: 'cp',
+        clientSecret: 'cp-secret',
+        proxyHost: '198.51.100.11',
+        httpPort: 20003,
+        socksPort: 20004,
+      }),
+    ).toEqual({
+      clientid: 'cp',
+      clientsecret: 'cp-secret',
+      url: 'http://198.51.100.10:9000',
+      token_service_url: 'http://198.51.100.10:9000',
+      onpremise_proxy_host: '198.51.100.11',
+      onpremise_proxy_port: '20003',
+      onpremise_proxy_http_port: '20003',
+      onpremise_socks5_proxy_port: '20004',
+    });
   });
 });
 
