@@ -193,6 +193,35 @@ describe('onprem namespace', () => {
   });
 });
 
+describe('PostgreSQL in onprem', () => {
+  test('psql from net logs in with the known password; a wrong one is refused', async () => {
+    const psql = (password: string) =>
+      lab.run(
+        'net',
+        [
+          'psql',
+          '-h',
+          pg.host,
+          '-p',
+          String(pg.port),
+          '-U',
+          pg.user,
+          '-d',
+          pg.database,
+          '-tAc',
+          'select 40 + 2',
+        ],
+        { env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: '5' }, reject: false },
+      );
+    const ok = await psql(pg.password);
+    expect(ok.stdout.trim()).toBe('42');
+    const wrong = await psql('not-the-password');
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.stderr).toContain('password authentication failed');
+    expect(pg.url).toBe(`postgresql://postgres:lab-pg-password@${lab.addr.onpremV4}:5432/postgres`);
+  });
+});
+
 describe('connectivity proxy HTTP port (20003)', () => {
   test('a valid token reaches the onprem server by its virtual host', async () => {
     const r = await viaProxy('http://erp.internal/', [`Proxy-Authorization: Bearer ${cpToken}`]);

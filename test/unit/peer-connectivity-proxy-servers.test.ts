@@ -4,6 +4,7 @@
 // expired tokens are signed here with a key the proxy also trusts.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import { main, parseCliConfig } from '../peers/connectivity-proxy-cli.js';
 import {
@@ -13,6 +14,7 @@ import {
 } from '../peers/connectivity-proxy.js';
 import { buildConnectRequest, buildJwtAuthFrame } from '../peers/connectivity-socks5.js';
 import { type EchoUpstream, startEchoUpstream } from '../peers/echo-upstream.js';
+import { KeySet } from '../peers/jwt.js';
 import { type OAuthServer, startOAuthServer } from '../peers/oauth-server.js';
 import { probe } from '../peers/socks5-probe-cli.js';
 
@@ -647,5 +649,58 @@ describe('CLI', () => {
     expect(out[0]).toMatch(/^connectivity-proxy ready http=\d+ socks5=\d+ admin=\d+$/);
     expect(statusOf(await exchange(proxy!.httpPort, request('http://a/')))).toBe(407);
     await proxy!.stop();
+  });
+});
+
+describe('token service keys (JWKS)', () => {
+  test('an unknown kid refetches the JWKS (key rotation); an unreachable JWKS is named', async () => {
+    const k1 = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const k2 = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = (k: typeof k1, kid: string) => ({
+      ...k.publicKey.export({ format: 'jwk' }),
+      kid,
+      use: 'sig',
+    });
+    let served: object[] = [jwk(k1, 'one')];
+    let fetches = 0;
+    let failing = false;
+    const jwksServer = http.createServer((_req, res) => {
+      fetches++;
+      if (failing) return void res.writeHead(500).end();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: served }));
+    });
+    await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(jwksServer.address() as net.AddressInfo).port}/jwks`;
+    const sign = (k: typeof k1, kid: string) => {
+      const input = `${Buffer.from(JSON.stringify({ alg: 'RS256', kid })).toString('base64url')}.${Buffer.from(JSON.stringify({ exp: 9999999999, cid: 'cp' })).toString('base64url')}`;
+      return `${input}.${crypto.sign('sha256', Buffer.from(input), k.privateKey).toString('base64url')}`;
+    };
+    try {
+      const keys = new KeySet({ url }, 0);
+      await expect(keys.verify(sign(k1, 'one'))).resolves.toMatchObject({ cid: 'cp' });
+      expect(fetches).toBe(1);
+      await keys.verify(sign(k1, 'one'));
+      expect(fetches).toBe(1); // known kid: no refetch
+      served = [jwk(k2, 'two')];
+      await expect(keys.verify(sign(k2, 'two'))).resolves.toMatchObject({ cid: 'cp' });
+      expect(fetches).toBe(2);
+      failing = true;
+      await expect(keys.verify(sign(k1, 'three'))).rejects.toThrow(`JWKS ${url} answered 500`);
+
+      const proxy = await startConnectivityProxy({
+        jwksUrl: url,
+        clientIds: ['cp'],
+        locations: { '': { systems: [] } },
+      });
+      try {
+        const raw = (await exchange(proxy.httpPort, request('http://a/', auth(sign(k2, 'two'))))).toString();
+        expect(statusOf(Buffer.from(raw))).toBe(407);
+        expect(raw).toContain('token service keys unavailable');
+      } finally {
+        await proxy.stop();
+      }
+    } finally {
+      await new Promise<void>((r) => jwksServer.close(() => r()));
+    }
   });
 });
