@@ -4,6 +4,7 @@
 // over a connection of the client connection's own.
 import http from 'node:http';
 import type net from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { resolveLocation, resolveSystem } from './connectivity-config.js';
 import { BACKEND_CONNECT_TIMEOUT_MS, bump, type ProxyContext } from './connectivity-context.js';
 import {
@@ -53,6 +54,23 @@ export function createHttpPort(ctx: ProxyContext): http.Server {
         `connection: close\r\n\r\n${body}`,
     );
   });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    stats.requests++;
+    socket.on('error', () => socket.destroy());
+    handleUpgrade(req, socket, head).catch((error: unknown) => {
+      const r = error instanceof Refusal ? error : new Refusal(500, `stand-in failure: ${String(error)}`);
+      bump(stats.byStatus, String(r.status));
+      const body = `${r.message}\n`;
+      const extra = Object.entries(r.headers)
+        .filter(([name]) => name !== 'connection')
+        .map(([k, v]) => `${k}: ${String(v)}\r\n`)
+        .join('');
+      socket.end(
+        `HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status] ?? ''}\r\ncontent-type: text/plain\r\n${extra}` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    });
+  });
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     stats.requests++;
     handle(req, res).catch((error: unknown) => {
@@ -69,7 +87,15 @@ export function createHttpPort(ctx: ProxyContext): http.Server {
     res.end(`${r.message}\n`);
   };
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  interface Admission {
+    internal: { host: string; port: number };
+    path: string;
+    headers: http.OutgoingHttpHeaders;
+    count: () => void;
+  }
+
+  /** Everything the proxy and the Cloud Connector check before a request may go to the backend. */
+  async function admit(req: http.IncomingMessage): Promise<Admission> {
     const check = checkProxyRequest(req.method ?? 'GET', req.url ?? '');
     if (!check.ok) throw new Refusal(check.status, check.message);
     const claims = await ctx.authenticate(bearerToken(req.headers['proxy-authorization']));
@@ -88,7 +114,7 @@ export function createHttpPort(ctx: ProxyContext): http.Server {
       );
     const tenant = typeof claims.zid === 'string' ? claims.zid : undefined;
     const principal = await propagatedPrincipal(req, claims, tenant);
-    bindIdentity(req.socket, res, `${tenant ?? ''}|${principal?.type ?? 'none'}:${principal?.name ?? ''}`);
+    bindIdentity(req.socket, `${tenant ?? ''}|${principal?.type ?? 'none'}:${principal?.name ?? ''}`);
 
     const system = resolveSystem(found.location, check.host, check.port, 'http', check.path);
     if (!system.ok)
@@ -99,28 +125,69 @@ export function createHttpPort(ctx: ProxyContext): http.Server {
           : `access denied: ${check.host}:${check.port} is not an HTTP system in the Cloud Connector's access control`,
       );
     const internal = { host: system.system.internalHost, port: system.system.internalPort };
-    const headers = backendHeaders(
-      req.headers,
+    return {
       internal,
-      principal && { ...principal, ...(tenant ? { tenant } : {}) },
-    );
-    await forward(req, res, internal, check.path, headers, () => {
-      stats.forwarded++;
-      bump(stats.byLocation, locationId);
-      bump(stats.byPrincipal, principal?.name ?? '');
+      path: check.path,
+      headers: backendHeaders(
+        req.headers,
+        internal,
+        principal && { ...principal, ...(tenant ? { tenant } : {}) },
+      ),
+      count: () => {
+        stats.forwarded++;
+        bump(stats.byLocation, locationId);
+        bump(stats.byPrincipal, principal?.name ?? '');
+      },
+    };
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const a = await admit(req);
+    await forward(req, res, a.internal, a.path, a.headers, a.count);
+  }
+
+  /**
+   * WebSocket and other Upgrade requests: admitted like any request, then a connection of their own
+   * to the backend carrying the request with its Upgrade/Connection headers, and the bytes piped.
+   */
+  async function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    const a = await admit(req);
+    const headers = { ...a.headers, connection: 'Upgrade', upgrade: String(req.headers.upgrade) };
+    const upstream = netConnect({ host: a.internal.host, port: a.internal.port });
+    upstream.setTimeout(BACKEND_CONNECT_TIMEOUT_MS, () => upstream.destroy(new Error('backend timed out')));
+    await new Promise<void>((resolve, reject) => {
+      upstream.once('connect', () => resolve());
+      upstream.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          new Refusal(502, `the Cloud Connector could not reach the backend: ${error.code ?? error.message}`),
+        ),
+      );
     });
+    upstream.setTimeout(0);
+    a.count();
+    const lines = [`${req.method} ${a.path} HTTP/1.1`];
+    for (const [name, value] of Object.entries(headers))
+      for (const v of Array.isArray(value) ? value : [value])
+        if (v !== undefined) lines.push(`${name}: ${String(v)}`);
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length > 0) upstream.write(head);
+    upstream.on('error', () => socket.destroy());
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+    socket.pipe(upstream);
+    upstream.pipe(socket);
   }
 
   /** The Cloud Connector binds identity per connection: a second identity on one connection is refused. */
-  function bindIdentity(socket: net.Socket, res: http.ServerResponse, identity: string): void {
+  function bindIdentity(socket: net.Socket, identity: string): void {
     const bound = identities.get(socket);
     if (bound === undefined) return void identities.set(socket, identity);
     if (bound === identity) return;
     stats.violations++;
-    res.setHeader('connection', 'close');
     throw new Refusal(
       403,
       'identity binding violation: this connection already carried requests of another identity',
+      { connection: 'close' },
     );
   }
 

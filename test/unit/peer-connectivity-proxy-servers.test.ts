@@ -314,6 +314,30 @@ describe('HTTP port', () => {
     expect(raw.toString()).toContain('{"bytes":100000}');
   });
 
+  test('WebSocket upgrade: admitted like a request, then the bytes flow both ways', async () => {
+    const upgrade = (token: string) =>
+      `GET http://erp.internal/ws HTTP/1.1\r\nHost: erp.internal\r\nProxy-Authorization: Bearer ${token}\r\n` +
+      'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const payload = Buffer.from('hello');
+    const frame = Buffer.concat([
+      Buffer.from([0x81, 0x80 | payload.length]),
+      mask,
+      Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!)),
+    ]);
+    const raw = await exchange(cp.httpPort, [upgrade(tokens.cp!), frame], 1500);
+    const text = raw.toString('latin1');
+    expect(text).toMatch(/^HTTP\/1\.1 101 /);
+    expect(text).toContain('s3pPLMBiTxaQ9kYGzzhZRbK+xOo='); // RFC 6455's example accept value
+    expect(text.endsWith('\x81\x05hello')).toBe(true);
+    expect(echo.lastHeader('proxy-authorization')).toEqual([]);
+
+    const refused = await exchange(cp.httpPort, upgrade('x.y.z'));
+    expect(statusOf(refused)).toBe(407);
+    expect(refused.toString()).toMatch(/^proxy-authenticate: Bearer/im);
+  });
+
   test('502: the backend refuses', async () => {
     expect(statusOf(await exchange(cp.httpPort, request('http://gone.internal/', auth(tokens.cp!))))).toBe(
       502,
