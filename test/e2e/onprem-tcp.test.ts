@@ -58,7 +58,7 @@ function serviceKey(name: string, key: Record<string, string>): string {
 }
 
 /** (Re)starts the dataplane with this connectivityProxy section. */
-async function startDataplane(connectivityProxy: Record<string, string | number>): Promise<void> {
+async function startDataplane(connectivityProxy: Record<string, string | number | boolean>): Promise<void> {
   await dataplane?.stop();
   const config = join(dir, 'detour.yaml');
   const section = Object.entries(connectivityProxy)
@@ -158,22 +158,38 @@ beforeAll(async () => {
     internalPort: pg.port,
     protocol: 'tcp',
   });
+  const locations = {
+    '': { systems: [db('db.internal')] },
+    'cloud-sdk-js': { systems: [db('db2.internal')] },
+    offline: { connected: false, systems: [db('db.internal')] },
+  };
+  const jwksUrl = `http://${OAUTH}:9000/jwks`;
   const cp = peer('connectivity-proxy-cli.js', [
     JSON.stringify({
       host: CP,
       httpPort: 20003,
       socksPort: 20004,
       adminPort: 20005,
-      jwksUrl: `http://${OAUTH}:9000/jwks`,
+      jwksUrl,
       clientIds: ['cp-client'],
-      locations: {
-        '': { systems: [db('db.internal')] },
-        'cloud-sdk-js': { systems: [db('db2.internal')] },
-        offline: { connected: false, systems: [db('db.internal')] },
-      },
+      locations,
+    }),
+  ]);
+  // SAP's "trusted environment" mode: no proxy authorization (SOCKS5 method 0x00)
+  const trusted = peer('connectivity-proxy-cli.js', [
+    JSON.stringify({
+      host: CP,
+      httpPort: 20013,
+      socksPort: 20014,
+      adminPort: 20015,
+      jwksUrl,
+      clientIds: ['cp-client'],
+      locations,
+      trusted: true,
     }),
   ]);
   await cp.waitFor(/connectivity-proxy ready/, 15000);
+  await trusted.waitFor(/connectivity-proxy ready/, 15000);
   await lab.run('app', ['node', DETOUR_BIN, 'install', 'transparent-proxy', '--redirect-dns']);
 }, 180000);
 
@@ -272,6 +288,19 @@ describe('psql to an on-premise PostgreSQL through the connectivity proxy (SOCKS
       via: `connectivity proxy ${CP}:20099 (SOCKS5)`,
       stage: 'socks5 proxy-connect',
       reason: 'cannot connect to the proxy (ECONNREFUSED)',
+    });
+  });
+
+  test('trusted mode: method 0x00 without a location id; with one, 0x80 and an empty JWT, which this proxy refuses', async () => {
+    await startDataplane({ host: CP, socks5Port: 20014, httpPort: 20013, trusted: true });
+    expect((await psql('erp-db', 'select 7')).stdout.trim()).toBe('7');
+    // The location id needs SAP's 0x80 frame; a trusted proxy that insists on a JWT there closes.
+    const r = await psql('erp-db-loc', 'select 1');
+    expect(r.exitCode).not.toBe(0);
+    expect(await failureLine('erp-db-loc')).toMatchObject({
+      via: `connectivity proxy ${CP}:20014 (SOCKS5, location cloud-sdk-js)`,
+      stage: 'socks5 auth',
+      reason: 'the proxy closed the connection during the handshake',
     });
   });
 });
