@@ -5,6 +5,7 @@ import type net from 'node:net';
 import { connectHttpTunnel, HttpConnectError } from './http-connect.js';
 import { connectSocks5, Socks5Error, type Socks5Auth } from './socks5.js';
 import type { TcpRoute } from './tcp-route.js';
+import type { ConnectivityProxy } from './types.js';
 
 export class TcpEgressError extends Error {
   /** token (connectivity proxy token service), or the proxy protocol stage that failed */
@@ -49,7 +50,12 @@ export function failureKind(error: TcpEgressError): string {
   if (error.code && TIMEOUTS.has(error.code)) return 'connect-timeout';
   if (error.stage.endsWith('proxy-connect'))
     return error.code === 'ECONNREFUSED' ? 'connect-refused' : 'unreachable';
-  if (error.stage === 'socks5 greeting' || error.stage === 'socks5 auth' || error.replyCode === 407)
+  if (
+    error.stage === 'socks5 greeting' ||
+    error.stage === 'socks5 auth' ||
+    error.replyCode === 407 ||
+    error.replyName === 'CONNECTION_REFUSED' // SAP: the JWT was not accepted
+  )
     return 'proxy-authentication';
   if (error.stage === 'socks5 connect' && [0x03, 0x04, 0x05].includes(error.replyCode ?? -1))
     return 'unreachable';
@@ -75,25 +81,46 @@ export function connectivityProxyAuth(token: string | undefined, locationId: str
   return { method: 'sap-jwt', token: token ?? '', ...(locationId ? { locationId } : {}) };
 }
 
+async function connectivityProxyToken(
+  proxy: ConnectivityProxy,
+  tenant: string | undefined,
+  rejected?: string,
+): Promise<string | undefined> {
+  try {
+    return await proxy.token(tenant, rejected === undefined ? undefined : { rejected });
+  } catch (error) {
+    throw new TcpEgressError('token', `cannot get a token for the connectivity proxy: ${messageOf(error)}`);
+  }
+}
+
+/** The connectivity proxy did not accept the JWT: `01 01`/`01 05` after 0x80, or CONNECT answered 0x05. */
+export function tokenRefused(error: unknown): boolean {
+  if (!(error instanceof Socks5Error)) return false;
+  if (error.stage === 'auth') return error.replyCode === 0x01 || error.replyCode === 0x05;
+  return error.stage === 'connect' && error.replyCode === 0x05;
+}
+
 export async function connectThroughProxy(request: TcpConnectRequest): Promise<net.Socket> {
   const { route, target, timeoutMs } = request;
   try {
     if (route.kind === 'connectivity-proxy') {
-      let token: string | undefined;
+      const token = await connectivityProxyToken(route.proxy, request.tenant);
+      const through = (jwt: string | undefined) =>
+        connectSocks5({
+          proxy: { host: route.proxy.host, port: route.proxy.socks5Port },
+          target,
+          auth: connectivityProxyAuth(jwt, route.locationId),
+          timeoutMs,
+        });
       try {
-        token = await route.proxy.token(request.tenant);
+        return await through(token);
       } catch (error) {
-        throw new TcpEgressError(
-          'token',
-          `cannot get a token for the connectivity proxy: ${messageOf(error)}`,
-        );
+        if (token === undefined || !tokenRefused(error)) throw error;
+        // Refused (revoked, or expired early): once more with a new token, as the HTTP path does.
+        const fresh = await connectivityProxyToken(route.proxy, request.tenant, token);
+        if (fresh === undefined || fresh === token) throw error;
+        return await through(fresh);
       }
-      return await connectSocks5({
-        proxy: { host: route.proxy.host, port: route.proxy.socks5Port },
-        target,
-        auth: connectivityProxyAuth(token, route.locationId),
-        timeoutMs,
-      });
     }
     const proxy = route.proxy;
     if (proxy.kind === 'http') return await connectHttpTunnel({ proxy, target, timeoutMs });

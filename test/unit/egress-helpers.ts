@@ -61,6 +61,8 @@ export interface ScriptedSocks5Options {
   select?: number;
   /** status byte of the authentication reply */
   authStatus?: number;
+  /** SAP 0x80: only these JWTs are accepted (others get `01 01`) */
+  acceptTokens?: string[];
   /** REP of the CONNECT reply; 0 connects to `upstreamPort` on loopback */
   rep?: number;
   upstreamPort?: number;
@@ -111,7 +113,9 @@ export async function startScriptedSocks5(opts: ScriptedSocks5Options) {
           rec.auth = buf.subarray(0, length);
           buf = buf.subarray(length);
           if (opts.silentAfter === 'auth') return void (state = 'piping');
-          const status = opts.authStatus ?? 0;
+          const jwt = method === 0x80 ? rec.auth.subarray(5, 5 + rec.auth.readUInt32BE(1)).toString() : '';
+          const refused = opts.acceptTokens !== undefined && !opts.acceptTokens.includes(jwt);
+          const status = refused ? 0x01 : (opts.authStatus ?? 0);
           socket.write(Buffer.from([1, status]));
           if (status !== 0) return void socket.end();
           state = 'connect';

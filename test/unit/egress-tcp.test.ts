@@ -108,6 +108,10 @@ test('failure kinds for detour_upstream_errors_total', () => {
     'proxy-authentication',
   );
   expect(kind('socks5 connect', { replyCode: 3 })).toBe('unreachable');
+  expect(kind('socks5 connect', { replyCode: 5 })).toBe('unreachable');
+  expect(kind('socks5 connect', { replyCode: 5, replyName: 'CONNECTION_REFUSED' })).toBe(
+    'proxy-authentication',
+  );
   expect(kind('socks5 connect', { replyCode: 2 })).toBe('proxy');
   expect(kind('http-connect connect', { replyCode: 503 })).toBe('unreachable');
   expect(kind('http-connect connect', { replyCode: 403 })).toBe('proxy');
@@ -226,6 +230,33 @@ describe('pipeTcpDestination through proxies', () => {
         'cannot get a token for the connectivity proxy: token service https://uaa.example/oauth/token answered 503',
     });
     expect(proxy.recorded).toHaveLength(1); // no connection to the proxy without a token
+  });
+
+  test('OnPremise, a refused token is replaced once (token(tenant, { rejected })), then the connection works', async () => {
+    const upstreamPort = await startEchoUpstream();
+    const proxy = await startScriptedSocks5({ upstreamPort, acceptTokens: ['fresh-jwt'] });
+    const calls: unknown[] = [];
+    const dp = await startDataplane(tcp({ proxyType: 'OnPremise' }), {
+      connectivityProxy: connectivityProxy(proxy.port, async (tenant, options) => {
+        calls.push(options ?? null);
+        return options?.rejected ? 'fresh-jwt' : 'revoked-jwt';
+      }),
+    });
+    expect(await talk(dp.port)).toEqual({ data: 'hello\nping\n' });
+    expect(calls).toEqual([null, { rejected: 'revoked-jwt' }]);
+    expect(proxy.recorded).toHaveLength(2);
+    expect(dp.lines.filter((l) => l.level === 40)).toHaveLength(0);
+  });
+
+  test('OnPremise, the new token is refused too: one failure line, no third attempt', async () => {
+    const proxy = await startScriptedSocks5({ acceptTokens: [] });
+    let n = 0;
+    const dp = await startDataplane(tcp({ proxyType: 'OnPremise' }), {
+      connectivityProxy: connectivityProxy(proxy.port, async () => `jwt-${++n}`),
+    });
+    expect((await talk(dp.port)).error).toBe('ECONNRESET');
+    expect(await failed(dp.lines)).toMatchObject({ stage: 'socks5 auth', kind: 'proxy-authentication' });
+    expect(proxy.recorded).toHaveLength(2);
   });
 
   test('OnPremise, connectivity proxy down: reset and a line naming the proxy', async () => {
