@@ -120,6 +120,7 @@ export async function startServices(
           logger,
           connectTimeoutMs: destination.connectTimeoutMs,
           ...egress,
+          onUpstreamError: (e) => metrics.upstreamError(e.destination, e.kind),
         }),
     });
 

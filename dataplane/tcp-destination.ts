@@ -4,7 +4,7 @@
 // destination, its address and the way out.
 import type net from 'node:net';
 import type { Destination } from './destinations/types.js';
-import { connectThroughProxy, TcpEgressError } from './egress/tcp-connect.js';
+import { connectThroughProxy, failureKind, TcpEgressError } from './egress/tcp-connect.js';
 import { chooseTcpRoute, describeTcpRoute, type TcpRouteContext } from './egress/tcp-route.js';
 import { formatEndpoint } from './endpoint.js';
 import { forward } from './forward.js';
@@ -15,6 +15,8 @@ export interface TcpDestinationOptions extends TcpRouteContext {
   connectTimeoutMs: number;
   /** tenant for the connectivity proxy's token */
   tenant?: string;
+  /** a connection through a proxy failed (`kind` as in detour_upstream_errors_total) */
+  onUpstreamError?: (event: { destination: string; kind: string }) => void;
 }
 
 /**
@@ -60,36 +62,49 @@ export function pipeTcpDestination(
     target,
     timeoutMs: options.connectTimeoutMs,
     ...(options.tenant ? { tenant: options.tenant } : {}),
-  }).then(
-    (upstream) => {
-      if (socket.destroyed) {
-        log.info({ reason: 'the app closed its connection while the proxy connected' }, 'connection closed');
-        upstream.destroy();
-        return;
-      }
-      forward(
-        socket,
-        { address: target.host, port: target.port },
-        { connectTimeoutMs: options.connectTimeoutMs, upstream },
-        log,
-      );
-    },
-    (error: unknown) => {
-      const failure = error instanceof TcpEgressError ? error : new TcpEgressError('internal', String(error));
-      log.warn(
-        {
-          stage: failure.stage,
-          ...(failure.replyCode !== undefined ? { replyCode: replyCodeText(failure) } : {}),
-          ...(failure.replyName ? { replyName: failure.replyName } : {}),
-          reason: failure.meaning,
-          timeoutMs: options.connectTimeoutMs,
-        },
-        'upstream connect through proxy failed; resetting',
-      );
-      // A reset is the closest the application gets to the refusal it would see without a proxy.
-      if (!socket.destroyed) socket.resetAndDestroy();
-    },
-  );
+  })
+    .then(
+      (upstream) => {
+        if (socket.destroyed) {
+          log.info(
+            { reason: 'the app closed its connection while the proxy connected' },
+            'connection closed',
+          );
+          upstream.destroy();
+          return;
+        }
+        forward(
+          socket,
+          { address: target.host, port: target.port },
+          { connectTimeoutMs: options.connectTimeoutMs, upstream },
+          log,
+        );
+      },
+      (error: unknown) => {
+        const failure =
+          error instanceof TcpEgressError ? error : new TcpEgressError('internal', String(error));
+        const kind = failureKind(failure);
+        options.onUpstreamError?.({ destination: destination.name, kind });
+        log.warn(
+          {
+            kind,
+            stage: failure.stage,
+            ...(failure.replyCode !== undefined ? { replyCode: replyCodeText(failure) } : {}),
+            ...(failure.replyName ? { replyName: failure.replyName } : {}),
+            reason: failure.meaning,
+            timeoutMs: options.connectTimeoutMs,
+          },
+          'upstream connect through proxy failed; resetting',
+        );
+        // A reset is the closest the application gets to the refusal it would see without a proxy.
+        if (!socket.destroyed) socket.resetAndDestroy();
+      },
+    )
+    // never an unhandled rejection (it would end the process): whatever slipped through closes the app's side
+    .catch((error: unknown) => {
+      log.error({ err: error }, 'tcp destination: internal error; closing');
+      socket.destroy();
+    });
 }
 
 /** SOCKS codes as 0x03, HTTP statuses as numbers. */

@@ -185,6 +185,16 @@ export function parseAuthReply(reply: Buffer, method: number): void {
   const status = reply[1]!;
   if (status === 0x00) return;
   if (sap) {
+    // 01 01 from the connectivity proxy: the token itself was not accepted (FAILURE at this stage)
+    if (status === 0x01)
+      throw new Socks5Error(
+        'auth',
+        'the connectivity proxy did not accept the token (authentication failed)',
+        {
+          replyCode: status,
+          replyName: 'FAILURE',
+        },
+      );
     const { name, meaning } = describeReply(status, 'sap');
     throw new Socks5Error('auth', meaning, { replyCode: status, ...(name ? { replyName: name } : {}) });
   }

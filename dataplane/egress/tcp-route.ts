@@ -3,19 +3,15 @@
 // Internet with a proxy configured for the address).
 import type { Destination } from '../destinations/types.js';
 import { formatEndpoint } from '../endpoint.js';
-import type { ConnectivityProxy, EgressProxies, EgressProxy } from './types.js';
+import type { ConnectivityProxy, EgressContext, EgressProxy } from './types.js';
 
 export type TcpRoute =
   | { kind: 'direct' }
   | { kind: 'connectivity-proxy'; proxy: ConnectivityProxy; locationId?: string }
   | { kind: 'egress-proxy'; proxy: EgressProxy };
 
-export interface TcpRouteContext {
-  /** configured connectivity proxy (on-premise destinations); absent: OnPremise is unusable */
-  connectivityProxy?: ConnectivityProxy;
-  /** corporate proxies for Internet destinations; absent: always direct */
-  egressProxies?: EgressProxies;
-}
+/** connectivityProxy absent: OnPremise is unusable; egressProxies absent: Internet is always direct */
+export type TcpRouteContext = EgressContext;
 
 /** The route, or a reason the destination cannot be used at all. */
 export function chooseTcpRoute(

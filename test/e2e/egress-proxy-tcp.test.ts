@@ -1,229 +1,201 @@
-// TCP destinations through real corporate proxies in the lab: Dante (SOCKS5, username/password and
-// no authentication) and squid (HTTP CONNECT with Basic authentication) in `net`, nginx behind them.
-// The app (curl as an unprivileged UID in `app`) connects to the TCP-destination path
-// (tcp-destination-harness.mjs: the built pipeTcpDestination with the proxy given to it); the answer
-// names the address nginx saw the connection come from, which is the proxy's.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+// TCP destinations through real corporate proxies, end to end: the app (curl as an unprivileged UID)
+// resolves a TCP destination's name through the embedded DNS, connects to its VIP, the rules send
+// the connection to the dataplane, and the dataplane leaves through the proxy detour.yaml names —
+// Dante (SOCKS5, username/password or none) or squid (HTTP CONNECT with Basic) in `net` — to nginx.
+// nginx's answer names the address the connection came from: the proxy's, or the app's when direct.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDante } from '../lab/dante.js';
 import { cleanupStaleLabs, createLab, type Background, type Lab } from '../lab/lab.js';
 import { startSquid } from '../lab/squid.js';
-import { REPO } from './helpers.js';
+import { DETOUR_BIN } from './helpers.js';
 
 const APP_UID = 1000;
-const PROXY_PASSWORD = 'dante-PASS-417';
-const SQUID_PASSWORD = 'squid-PASS-938';
+const DATAPLANE_UID = 5678;
+const SOCKS_PASSWORD = 'dante-PASS-417';
+const HTTP_PASSWORD = 'squid-PASS-938';
 const WRONG_PASSWORD = 'wrong-PASS-000';
 
 let lab: Lab;
-let nextPort = 7001;
-const harnesses: Background[] = [];
+let dir: string;
+let dataplane: Background | undefined;
+let server: string; // nginx and the targets: 198.51.100.10
+let proxyAddress: string; // dante and squid listen and connect out on 198.51.100.11 (nginx too)
 
 interface Line {
   msg: string;
   [key: string]: unknown;
 }
 
-/** Starts the TCP-destination path in `app` for one destination and proxy; returns its port and log. */
-async function startPath(destination: Record<string, string>, proxy: Record<string, unknown>) {
-  const port = nextPort++;
-  const bg = lab.spawn('app', [
-    'node',
-    join(REPO, 'test', 'e2e', 'tcp-destination-harness.mjs'),
-    JSON.stringify({
-      listen: { host: '127.0.0.1', port },
-      destination: {
-        Type: 'TCP',
-        ProxyType: 'Internet',
-        'URL.connectionTimeoutInSeconds': '5',
-        ...destination,
-      },
-      ...proxy,
-    }),
-  ]);
-  harnesses.push(bg);
-  await bg.waitFor(/harness ready/, 15000);
-  const lines = () =>
-    bg
-      .output()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Line);
-  return { port, lines, output: () => bg.output() };
+const FAILED = 'upstream connect through proxy failed; resetting';
+
+function destinationsYaml(): string {
+  return `- Name: legacy
+  Type: TCP
+  Address: tcp://${server}:80
+  URL.connectionTimeoutInSeconds: 5
+- Name: legacy-by-name
+  Type: TCP
+  Address: tcp://legacy.corp:80
+- Name: closed
+  Type: TCP
+  Address: tcp://${server}:9
+- Name: nearby
+  Type: TCP
+  Address: tcp://${proxyAddress}:80
+`;
 }
 
-const curl = (port: number) =>
-  lab.run('app', ['curl', '-sS', '--max-time', '10', `http://127.0.0.1:${port}/`], {
-    uid: APP_UID,
-    reject: false,
-  });
+/** (Re)starts the dataplane with this egressProxy section; NO_PROXY: the proxies' own address. */
+async function startDataplane(egressProxy: Record<string, string>): Promise<void> {
+  await dataplane?.stop();
+  const config = join(dir, 'detour.yaml');
+  const section = Object.entries(egressProxy)
+    .map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`)
+    .join('\n');
+  writeFileSync(
+    config,
+    `destinations:\n  files: [${join(dir, 'destinations.yaml')}]\negressProxy:\n${section}\n  noProxy: ["${proxyAddress}"]\n  fromEnvironment: false\n`,
+  );
+  chmodSync(config, 0o644);
+  dataplane = lab.spawn('app', [
+    'node',
+    DETOUR_BIN,
+    'dataplane',
+    '--user',
+    `${DATAPLANE_UID}`,
+    '--config',
+    config,
+  ]);
+  await dataplane.waitFor(/"msg":"ready"/, 20000);
+}
 
-async function waitForLine(lines: () => Line[], msg: string): Promise<Line> {
+const lines = (): Line[] =>
+  (dataplane?.output() ?? '')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Line);
+
+async function waitForLine(match: (l: Line) => boolean, what: string): Promise<Line> {
   const deadline = Date.now() + 10000;
   for (;;) {
-    const line = lines().find((l) => l.msg === msg);
+    const line = lines().find(match);
     if (line) return line;
-    if (Date.now() > deadline) throw new Error(`no "${msg}" line`);
+    if (Date.now() > deadline) throw new Error(`no ${what} line in:\n${dataplane?.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
+const curl = (name: string) =>
+  lab.run('app', ['curl', '-sS', '--max-time', '15', `http://${name}/`], { uid: APP_UID, reject: false });
+
 beforeAll(async () => {
   cleanupStaleLabs();
   lab = await createLab({ ipv6: false });
+  server = lab.addr.serverV4;
+  proxyAddress = lab.addr.server2V4;
+  chmodSync(lab.dir, 0o755); // the dataplane runs as UID 5678 and reads its files from here
+  dir = join(lab.dir, 'detour');
+  mkdirSync(dir, { mode: 0o755 });
+  writeFileSync(join(dir, 'destinations.yaml'), destinationsYaml());
+  chmodSync(join(dir, 'destinations.yaml'), 0o644);
+  await lab.writeResolvConf([`nameserver ${lab.addr.dnsV4}`]);
   await lab.startHttpServer({ port: 80, body: 'tcp-target' });
-  // Proxies listen on server2V4 (198.51.100.11) and connect out from it.
-  await startDante(lab, { port: 1080, users: [{ username: 'svc-socks', password: PROXY_PASSWORD }] });
+  await startDante(lab, { port: 1080, users: [{ username: 'svc-socks', password: SOCKS_PASSWORD }] });
   await startDante(lab, { port: 1081 });
   await startSquid(lab, {
     port: 3128,
     username: 'svc-http',
-    password: SQUID_PASSWORD,
-    hosts: { 'legacy.corp': lab.addr.serverV4 },
+    password: HTTP_PASSWORD,
+    hosts: { 'legacy.corp': server },
   });
+  await lab.run('app', ['node', DETOUR_BIN, 'install', 'transparent-proxy', '--redirect-dns']);
 }, 120000);
 
+afterEach(async () => {
+  // no secret in anything the dataplane logged
+  for (const secret of [SOCKS_PASSWORD, HTTP_PASSWORD, WRONG_PASSWORD])
+    expect(dataplane?.output() ?? '').not.toContain(secret);
+});
+
 afterAll(async () => {
-  for (const h of harnesses) await h.stop();
+  await dataplane?.stop();
   await lab?.destroy();
 }, 60000);
 
-const proxyAddress = () => lab.addr.server2V4;
-
-describe('TCP destination through Dante (SOCKS5)', () => {
-  test('username/password: the connection arrives from the proxy', async () => {
-    const path = await startPath(
-      { Name: 'legacy-socks', Address: `tcp://${lab.addr.serverV4}:80` },
-      {
-        egressProxy: {
-          kind: 'socks5',
-          host: proxyAddress(),
-          port: 1080,
-          username: 'svc-socks',
-          password: PROXY_PASSWORD,
-        },
-      },
-    );
-    const r = await curl(path.port);
-    expect(r.stdout.trim()).toBe(`tcp-target from ${lab.addr.serverV4}:80 to ${proxyAddress()}`);
-    const closed = await waitForLine(path.lines, 'connection closed');
-    expect(closed).toMatchObject({
-      destination: 'legacy-socks',
-      via: `SOCKS5 proxy ${proxyAddress()}:1080 (authenticated)`,
+describe('TCP destinations through Dante (SOCKS5)', () => {
+  test('username/password: arrives from the proxy; NO_PROXY target direct; refused target 0x05', async () => {
+    await startDataplane({ socks5: `socks5://svc-socks:${SOCKS_PASSWORD}@${proxyAddress}:1080` });
+    expect((await curl('legacy')).stdout.trim()).toBe(`tcp-target from ${server}:80 to ${proxyAddress}`);
+    expect(
+      await waitForLine((l) => l.msg === 'connection closed' && l.destination === 'legacy', 'close'),
+    ).toMatchObject({
+      address: `${server}:80`,
+      via: `SOCKS5 proxy ${proxyAddress}:1080 (authenticated)`,
       upstreamConnected: true,
     });
-    expect(path.output()).not.toContain(PROXY_PASSWORD);
-  });
-
-  test('no authentication (method 0x00)', async () => {
-    const path = await startPath(
-      { Name: 'legacy-open', Address: `tcp://${lab.addr.serverV4}:80` },
-      { egressProxy: { kind: 'socks5', host: proxyAddress(), port: 1081 } },
+    // in NO_PROXY: straight from the app
+    expect((await curl('nearby')).stdout.trim()).toBe(
+      `tcp-target from ${proxyAddress}:80 to ${lab.addr.appV4}`,
     );
-    expect((await curl(path.port)).stdout.trim()).toBe(
-      `tcp-target from ${lab.addr.serverV4}:80 to ${proxyAddress()}`,
-    );
-  });
 
-  test('wrong password: the app connection is reset, one clear line, no password in it', async () => {
-    const path = await startPath(
-      { Name: 'legacy-socks-bad', Address: `tcp://${lab.addr.serverV4}:80` },
+    const refused = await curl('closed');
+    expect(refused.stderr).toMatch(/Connection reset by peer/);
+    expect(await waitForLine((l) => l.msg === FAILED && l.destination === 'closed', 'failure')).toMatchObject(
       {
-        egressProxy: {
-          kind: 'socks5',
-          host: proxyAddress(),
-          port: 1080,
-          username: 'svc-socks',
-          password: WRONG_PASSWORD,
-        },
+        address: `${server}:9`,
+        stage: 'socks5 connect',
+        replyCode: '0x05',
+        reason: 'connection refused by the target',
       },
     );
-    const r = await curl(path.port);
+  });
+
+  test('wrong password: the app connection is reset; one line says the proxy rejected the credentials', async () => {
+    await startDataplane({ socks5: `socks5://svc-socks:${WRONG_PASSWORD}@${proxyAddress}:1080` });
+    const r = await curl('legacy');
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/Connection reset by peer/);
-    const line = await waitForLine(path.lines, 'upstream connect through proxy failed; resetting');
+    const line = await waitForLine((l) => l.msg === FAILED, 'failure');
     expect(line).toMatchObject({
-      destination: 'legacy-socks-bad',
+      level: 40,
+      destination: 'legacy',
+      via: `SOCKS5 proxy ${proxyAddress}:1080 (authenticated)`,
       stage: 'socks5 auth',
       reason: 'the proxy rejected the username or password',
     });
-    expect(path.output()).not.toContain(WRONG_PASSWORD);
+    expect(lines().filter((l) => l.msg === FAILED)).toHaveLength(1);
   });
 
-  test('the target refuses: Dante answers 0x05 and the line says so', async () => {
-    const path = await startPath(
-      { Name: 'closed-port', Address: `tcp://${lab.addr.serverV4}:9` },
-      { egressProxy: { kind: 'socks5', host: proxyAddress(), port: 1081 } },
-    );
-    expect((await curl(path.port)).stderr).toMatch(/Connection reset by peer/);
-    expect(await waitForLine(path.lines, 'upstream connect through proxy failed; resetting')).toMatchObject({
-      stage: 'socks5 connect',
-      replyCode: '0x05',
-      reason: 'connection refused by the target',
-    });
+  test('no authentication (method 0x00)', async () => {
+    await startDataplane({ socks5: `socks5://${proxyAddress}:1081` });
+    expect((await curl('legacy')).stdout.trim()).toBe(`tcp-target from ${server}:80 to ${proxyAddress}`);
   });
 });
 
-describe('TCP destination through squid (HTTP CONNECT)', () => {
-  test('Basic credentials, target by name (squid resolves it): arrives from the proxy', async () => {
-    const path = await startPath(
-      { Name: 'legacy-http', Address: 'tcp://legacy.corp:80' },
-      {
-        egressProxy: {
-          kind: 'http',
-          host: proxyAddress(),
-          port: 3128,
-          username: 'svc-http',
-          password: SQUID_PASSWORD,
-        },
-      },
+describe('TCP destinations through squid (HTTP CONNECT)', () => {
+  test('Basic credentials; the target by name (squid resolves it); refused target 503', async () => {
+    await startDataplane({ http: `http://svc-http:${HTTP_PASSWORD}@${proxyAddress}:3128` });
+    expect((await curl('legacy-by-name')).stdout.trim()).toBe(
+      `tcp-target from ${server}:80 to ${proxyAddress}`,
     );
-    const r = await curl(path.port);
-    expect(r.stdout.trim()).toBe(`tcp-target from ${lab.addr.serverV4}:80 to ${proxyAddress()}`);
-    expect(path.output()).not.toContain(SQUID_PASSWORD);
+    const refused = await curl('closed');
+    expect(refused.stderr).toMatch(/Connection reset by peer/);
+    const line = await waitForLine((l) => l.msg === FAILED && l.destination === 'closed', 'failure');
+    expect(line).toMatchObject({ stage: 'http-connect connect', replyCode: 503 });
+    expect(line.reason).toMatch(/^the proxy could not connect to 198\.51\.100\.10:9 \(503/);
   });
 
-  test('wrong password: reset, a 407 line without the password', async () => {
-    const path = await startPath(
-      { Name: 'legacy-http-bad', Address: 'tcp://legacy.corp:80' },
-      {
-        egressProxy: {
-          kind: 'http',
-          host: proxyAddress(),
-          port: 3128,
-          username: 'svc-http',
-          password: WRONG_PASSWORD,
-        },
-      },
-    );
-    const r = await curl(path.port);
-    expect(r.stderr).toMatch(/Connection reset by peer/);
-    expect(await waitForLine(path.lines, 'upstream connect through proxy failed; resetting')).toMatchObject({
-      destination: 'legacy-http-bad',
-      via: `HTTP CONNECT proxy ${proxyAddress()}:3128 (authenticated)`,
+  test('wrong password: reset, a 407 line', async () => {
+    await startDataplane({ http: `http://svc-http:${WRONG_PASSWORD}@${proxyAddress}:3128` });
+    expect((await curl('legacy')).stderr).toMatch(/Connection reset by peer/);
+    expect(await waitForLine((l) => l.msg === FAILED, 'failure')).toMatchObject({
+      destination: 'legacy',
+      via: `HTTP CONNECT proxy ${proxyAddress}:3128 (authenticated)`,
       stage: 'http-connect connect',
       replyCode: 407,
       reason: 'the proxy rejected the username or password (407 Proxy Authentication Required)',
     });
-    expect(path.output()).not.toContain(WRONG_PASSWORD);
-  });
-
-  test('the target refuses: squid answers 503 and the line says so', async () => {
-    const path = await startPath(
-      { Name: 'legacy-http-closed', Address: `tcp://${lab.addr.serverV4}:9` },
-      {
-        egressProxy: {
-          kind: 'http',
-          host: proxyAddress(),
-          port: 3128,
-          username: 'svc-http',
-          password: SQUID_PASSWORD,
-        },
-      },
-    );
-    expect((await curl(path.port)).stderr).toMatch(/Connection reset by peer/);
-    const line = await waitForLine(path.lines, 'upstream connect through proxy failed; resetting');
-    expect(line).toMatchObject({ stage: 'http-connect connect', replyCode: 503 });
-    expect(line.reason).toMatch(/^the proxy could not connect to 198\.51\.100\.10:9 \(503/);
   });
 });

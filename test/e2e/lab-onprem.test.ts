@@ -16,6 +16,7 @@ const SECRETS = {
   app: 'app-SECRET-456',
   other: 'other-SECRET-789',
   alice: 'alice-PW-1',
+  bob: 'bob-PW-2',
 };
 
 let lab: Lab;
@@ -112,7 +113,10 @@ beforeAll(async () => {
           accessTokenFormat: 'jwt',
         },
       ],
-      users: [{ username: 'alice', password: SECRETS.alice }],
+      users: [
+        { username: 'alice', password: SECRETS.alice },
+        { username: 'bob', password: SECRETS.bob },
+      ],
     }),
   ]);
   await echo.waitFor(/echo ready/, 15000);
@@ -269,6 +273,55 @@ describe('connectivity proxy HTTP port (20003)', () => {
     expect(Object.keys(headers).filter((h) => /^(proxy-|sap-connectivity)/.test(h))).toEqual([]);
   });
 
+  test('identity binding: curl reusing one connection for two users is refused and counted', async () => {
+    const bobJwt = await fetchToken('app-client', SECRETS.app, [
+      'grant_type=password',
+      'username=bob',
+      `password=${SECRETS.bob}`,
+    ]);
+    const stats = async () =>
+      JSON.parse((await lab.run('net', ['curl', '-sS', `http://${CP}:20005/_peer/stats`])).stdout) as {
+        violations: number;
+      };
+    const before = (await stats()).violations;
+    const r = await lab.run(
+      'app',
+      [
+        'curl',
+        '-sS',
+        '--max-time',
+        '10',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{num_connects}\n',
+        '-x',
+        `http://${CP}:20003`,
+        '-H',
+        `Proxy-Authorization: Bearer ${cpToken}`,
+        '-H',
+        `SAP-Connectivity-Authentication: Bearer ${aliceJwt}`,
+        'http://erp.internal/',
+        '--next',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{num_connects}\n',
+        '-x',
+        `http://${CP}:20003`,
+        '-H',
+        `Proxy-Authorization: Bearer ${cpToken}`,
+        '-H',
+        `SAP-Connectivity-Authentication: Bearer ${bobJwt}`,
+        'http://erp.internal/',
+      ],
+      { reject: false },
+    );
+    // the second transfer reused the first connection (0 new connects) and was refused
+    expect(r.stdout.trim().split('\n')).toEqual(['200 1', '403 0']);
+    expect((await stats()).violations).toBe(before + 1);
+  });
+
   test('counts requests at the admin port', async () => {
     const r = await lab.run('net', ['curl', '-sS', `http://${CP}:20005/_peer/stats`]);
     const stats = JSON.parse(r.stdout) as {
@@ -278,7 +331,10 @@ describe('connectivity proxy HTTP port (20003)', () => {
     };
     expect(stats.forwarded).toBeGreaterThanOrEqual(3);
     expect(stats.byStatus['407']).toBeGreaterThanOrEqual(3);
-    expect(stats.byPrincipal.alice).toBe(1);
+    // alice: the principal propagation test and the first transfer of the identity binding test;
+    // bob's request was refused, never forwarded
+    expect(stats.byPrincipal.alice).toBe(2);
+    expect(stats.byPrincipal.bob).toBeUndefined();
   });
 });
 
@@ -317,5 +373,32 @@ describe('connectivity proxy SOCKS5 port (20004)', () => {
     });
     expect(await socksProbe('erp.internal', 80, { jwt: cpToken })).toMatchObject({ reply: '02' });
     expect(await socksProbe('db.internal', 5433, { jwt: cpToken })).toMatchObject({ reply: '02' });
+  });
+});
+
+describe('lab teardown with onprem', () => {
+  test('destroy() and a failed createLab leave no onprem namespace behind', async () => {
+    const extra = await createLab({ onprem: true, ipv6: false });
+    expect(listNamespaces()).toEqual(expect.arrayContaining([extra.app, extra.net, extra.onprem]));
+    await extra.startHttpServer({ ns: 'onprem', body: 'x' });
+    await extra.destroy();
+    expect(listNamespaces().filter((n) => n.startsWith(extra.id))).toEqual([]);
+
+    const before = listNamespaces().filter((n) => n.startsWith(`dtlab-${process.pid}-`));
+    await expect(createLab({ onprem: true, failAfter: 'routes' })).rejects.toThrow(
+      'forced failure after step "routes"',
+    );
+    expect(listNamespaces().filter((n) => n.startsWith(`dtlab-${process.pid}-`))).toEqual(before);
+  });
+
+  test('a lab without onprem refuses onprem commands', async () => {
+    const plain = await createLab({ ipv6: false });
+    try {
+      expect(plain.onprem).toBeUndefined();
+      await expect(plain.run('onprem', ['true'])).rejects.toThrow('no onprem namespace');
+      await expect(plain.startHttpServer({ ns: 'onprem' })).rejects.toThrow('no onprem namespace');
+    } finally {
+      await plain.destroy();
+    }
   });
 });

@@ -1,7 +1,7 @@
 // A real squid as the lab's corporate HTTP proxy: its own config (no cache, no daemon, logs in its
 // directory), optional Basic authentication (basic_ncsa_auth with an `openssl passwd -apr1` file),
 // CONNECT allowed to any port. Runs in a lab namespace; DNS only from its own hosts file.
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab, LabNs } from './lab.js';
 
@@ -79,8 +79,8 @@ export async function startSquid(lab: Lab, opts: SquidOptions = {}): Promise<Squ
   const port = opts.port ?? 3128;
   const dir = join(lab.dir, `squid-${port}`);
   mkdirSync(dir, { recursive: true });
-  // squid drops to the proxy user for its helpers and logs; let it reach its own directory only.
-  chmodSync(lab.dir, 0o711);
+  // squid drops to the proxy user for its helpers and logs: it must be able to pass through lab.dir.
+  chmodSync(lab.dir, statSync(lab.dir).mode | 0o011);
   let htpasswd: string | undefined;
   if (opts.username !== undefined) {
     const hashed = await lab.run(ns, ['openssl', 'passwd', '-apr1', '-stdin'], {

@@ -29,6 +29,33 @@ export async function startEchoUpstream(): Promise<number> {
   );
 }
 
+/** Upstream that says "ready\n" and answers "got:<everything received>" only after the client half-closes. */
+export async function startHalfCloseUpstream(): Promise<number> {
+  return listen(
+    net.createServer({ allowHalfOpen: true }, (s) => {
+      const chunks: Buffer[] = [];
+      s.write('ready\n');
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('end', () => s.end(`got:${Buffer.concat(chunks).toString()}`));
+    }),
+  );
+}
+
+/** Upstream that says "bye\n" and half-closes at once, then records what still arrives. */
+export async function startEarlyCloseUpstream(): Promise<{ port: number; received: Promise<string> }> {
+  let done: (text: string) => void = () => {};
+  const received = new Promise<string>((resolve) => (done = resolve));
+  const port = await listen(
+    net.createServer({ allowHalfOpen: true }, (s) => {
+      const chunks: Buffer[] = [];
+      s.end('bye\n');
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('end', () => done(Buffer.concat(chunks).toString()));
+    }),
+  );
+  return { port, received };
+}
+
 export interface ScriptedSocks5Options {
   /** method byte to answer the greeting with (default: the first offered) */
   select?: number;
@@ -53,7 +80,7 @@ export interface RecordedSocks5 {
 export async function startScriptedSocks5(opts: ScriptedSocks5Options) {
   const recorded: RecordedSocks5[] = [];
   const port = await listen(
-    net.createServer((socket) => {
+    net.createServer({ allowHalfOpen: true }, (socket) => {
       const rec: RecordedSocks5 = {};
       recorded.push(rec);
       let buf = Buffer.alloc(0);
@@ -99,7 +126,7 @@ export async function startScriptedSocks5(opts: ScriptedSocks5Options) {
           state = 'piping';
           const rep = opts.rep ?? 0;
           if (rep !== 0) return void socket.end(Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]));
-          const upstream = net.connect({ port: opts.upstreamPort!, host: '127.0.0.1' });
+          const upstream = net.connect({ port: opts.upstreamPort!, host: '127.0.0.1', allowHalfOpen: true });
           upstream.on('error', () => socket.destroy());
           upstream.once('connect', () => {
             // the reply and the upstream's first bytes arrive together in one segment
@@ -135,7 +162,7 @@ export interface ScriptedHttpProxyOptions {
 export async function startScriptedHttpProxy(opts: ScriptedHttpProxyOptions) {
   const heads: string[] = [];
   const port = await listen(
-    net.createServer((socket) => {
+    net.createServer({ allowHalfOpen: true }, (socket) => {
       let buf = Buffer.alloc(0);
       socket.on('error', () => {});
       const onData = (chunk: Buffer) => {
@@ -157,7 +184,7 @@ export async function startScriptedHttpProxy(opts: ScriptedHttpProxyOptions) {
             { 403: 'Forbidden', 502: 'Bad Gateway', 503: 'Service Unavailable' }[opts.status] ?? 'X';
           return void socket.end(`HTTP/1.1 ${opts.status} ${reason}\r\nContent-Length: 0\r\n\r\n`);
         }
-        const upstream = net.connect({ port: opts.upstreamPort!, host: '127.0.0.1' });
+        const upstream = net.connect({ port: opts.upstreamPort!, host: '127.0.0.1', allowHalfOpen: true });
         upstream.on('error', () => socket.destroy());
         upstream.once('data', (first: Buffer) => {
           // the 200 and the upstream's first bytes arrive together in one segment

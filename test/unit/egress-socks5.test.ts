@@ -141,6 +141,11 @@ describe('frames', () => {
     const sap = thrown(() => parseAuthReply(Buffer.from([1, 0x05]), 0x80));
     expect(sap).toMatchObject({ stage: 'auth', replyCode: 5, replyName: 'CONNECTION_REFUSED' });
     expect(sap.meaning).toMatch(/authentication failure/);
+    const token = thrown(() => parseAuthReply(Buffer.from([1, 0x01]), 0x80));
+    expect(token).toMatchObject({ stage: 'auth', replyCode: 1, replyName: 'FAILURE' });
+    expect(token.meaning).toBe('the connectivity proxy did not accept the token (authentication failed)');
+    const noConnector = thrown(() => parseAuthReply(Buffer.from([1, 0x03]), 0x80));
+    expect(noConnector).toMatchObject({ replyName: 'NETWORK_UNREACHABLE' });
     const rfc = thrown(() => parseAuthReply(Buffer.from([1, 0x01]), 0x02));
     expect(rfc.message).toBe('SOCKS5 auth failed (reply 0x01): the proxy rejected the username or password');
   });

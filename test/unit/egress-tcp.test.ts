@@ -2,14 +2,16 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import net from 'node:net';
 import type { Destination } from '../../dataplane/destinations/types.js';
 import { buildSapJwtFrame, buildUsernamePasswordFrame } from '../../dataplane/egress/socks5.js';
-import { connectivityProxyAuth } from '../../dataplane/egress/tcp-connect.js';
+import { connectivityProxyAuth, failureKind, TcpEgressError } from '../../dataplane/egress/tcp-connect.js';
 import { chooseTcpRoute, describeTcpRoute } from '../../dataplane/egress/tcp-route.js';
 import type { ConnectivityProxy, EgressProxies, EgressProxy } from '../../dataplane/egress/types.js';
 import { pipeTcpDestination, type TcpDestinationOptions } from '../../dataplane/tcp-destination.js';
 import {
   cleanups,
   listen,
+  startEarlyCloseUpstream,
   startEchoUpstream,
+  startHalfCloseUpstream,
   startScriptedHttpProxy,
   startScriptedSocks5,
 } from './egress-helpers.js';
@@ -92,6 +94,26 @@ describe('route choice (pure)', () => {
   });
 });
 
+test('failure kinds for detour_upstream_errors_total', () => {
+  const kind = (stage: string, extra: ConstructorParameters<typeof TcpEgressError>[2] = {}) =>
+    failureKind(new TcpEgressError(stage, 'x', extra));
+  expect(kind('token')).toBe('token-service');
+  expect(kind('socks5 proxy-connect', { code: 'ECONNREFUSED' })).toBe('connect-refused');
+  expect(kind('http-connect proxy-connect', { code: 'EHOSTUNREACH' })).toBe('unreachable');
+  expect(kind('socks5 auth', { code: 'ETIMEDOUT' })).toBe('connect-timeout');
+  expect(kind('http-connect connect', { code: 'CONNECT_TIMEOUT' })).toBe('connect-timeout');
+  expect(kind('socks5 auth', { replyCode: 1 })).toBe('proxy-authentication');
+  expect(kind('socks5 greeting')).toBe('proxy-authentication');
+  expect(kind('http-connect connect', { replyCode: 407, code: 'PROXY_CONNECT_STATUS' })).toBe(
+    'proxy-authentication',
+  );
+  expect(kind('socks5 connect', { replyCode: 3 })).toBe('unreachable');
+  expect(kind('socks5 connect', { replyCode: 2 })).toBe('proxy');
+  expect(kind('http-connect connect', { replyCode: 503 })).toBe('unreachable');
+  expect(kind('http-connect connect', { replyCode: 403 })).toBe('proxy');
+  expect(kind('internal')).toBe('internal');
+});
+
 // ---------------------------------------------------------------------------------------------------
 // pipeTcpDestination on loopback: app → "dataplane" listener → proxy → upstream
 
@@ -158,8 +180,10 @@ describe('pipeTcpDestination through proxies', () => {
     [0x02, 'FORBIDDEN', /access control/],
   ])('OnPremise, CONNECT reply 0x0%s: app reset, one line with the meaning', async (rep, name, meaning) => {
     const proxy = await startScriptedSocks5({ rep });
+    const events: unknown[] = [];
     const dp = await startDataplane(tcp({ proxyType: 'OnPremise', locationId: 'nowhere' }), {
       connectivityProxy: connectivityProxy(proxy.port, async () => JWT),
+      onUpstreamError: (e) => events.push(e),
     });
     expect(await talk(dp.port)).toEqual({ data: '', error: 'ECONNRESET' });
     const line = await failed(dp.lines);
@@ -173,6 +197,9 @@ describe('pipeTcpDestination through proxies', () => {
     });
     expect(line.reason).toMatch(meaning);
     expect(dp.lines.filter((l) => l.level === 40)).toHaveLength(1);
+    const kind = rep === 0x03 ? 'unreachable' : 'proxy';
+    expect(line.kind).toBe(kind);
+    expect(events).toEqual([{ destination: 'erp-db', kind }]);
   });
 
   test('OnPremise, token rejected (auth reply 01 05) and token service down', async () => {
@@ -278,4 +305,62 @@ describe('pipeTcpDestination through proxies', () => {
       timeoutMs: 300,
     });
   });
+});
+
+describe('half-close through proxies', () => {
+  /** Sends a payload, half-closes, and collects everything until the upstream closes. */
+  function halfClose(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      let data = '';
+      client.on('data', (c: Buffer) => {
+        data += c.toString();
+        if (data === 'ready\n') client.end('SELECT 1');
+      });
+      client.on('error', reject);
+      client.on('end', () => resolve(data));
+    });
+  }
+
+  test.each(['socks5', 'http'] as const)(
+    'the app’s FIN reaches the target through %s; its answer comes back',
+    async (kind) => {
+      const upstreamPort = await startHalfCloseUpstream();
+      const proxy =
+        kind === 'socks5'
+          ? await startScriptedSocks5({ upstreamPort })
+          : await startScriptedHttpProxy({ upstreamPort });
+      const dp = await startDataplane(tcp(), {
+        egressProxies: egressProxies({ kind, host: '127.0.0.1', port: proxy.port }),
+      });
+      expect(await halfClose(dp.port)).toBe('ready\ngot:SELECT 1');
+    },
+  );
+
+  test('OnPremise (0x80) likewise', async () => {
+    const upstreamPort = await startHalfCloseUpstream();
+    const proxy = await startScriptedSocks5({ upstreamPort });
+    const dp = await startDataplane(tcp({ proxyType: 'OnPremise' }), {
+      connectivityProxy: connectivityProxy(proxy.port, async () => JWT),
+    });
+    expect(await halfClose(dp.port)).toBe('ready\ngot:SELECT 1');
+  });
+
+  test.each(['socks5', 'http'] as const)(
+    'the target half-closes first through %s: what the app sends afterwards still arrives',
+    async (kind) => {
+      const upstream = await startEarlyCloseUpstream();
+      const proxy =
+        kind === 'socks5'
+          ? await startScriptedSocks5({ upstreamPort: upstream.port })
+          : await startScriptedHttpProxy({ upstreamPort: upstream.port });
+      const dp = await startDataplane(tcp(), {
+        egressProxies: egressProxies({ kind, host: '127.0.0.1', port: proxy.port }),
+      });
+      const client = net.connect({ port: dp.port, host: '127.0.0.1', allowHalfOpen: true });
+      client.on('data', () => {});
+      client.on('end', () => client.end('late data'));
+      expect(await upstream.received).toBe('late data');
+    },
+  );
 });
