@@ -3,50 +3,20 @@
 // onprem (nginx, the echo upstream, PostgreSQL). Clients run in `app`, where the dataplane will run.
 // Needs root (creates network namespaces).
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupStaleLabs, createLab, type Background, type Lab } from '../lab/lab.js';
-import { startPostgres, type PostgresServer } from '../lab/postgres.js';
+import { cleanupStaleLabs, createLab, type Lab } from '../lab/lab.js';
+import type { PostgresServer } from '../lab/postgres.js';
 import { listNamespaces } from '../lab/teardown.js';
 import { REPO } from './helpers.js';
-
-const OAUTH = '198.51.100.10';
-const CP = '198.51.100.11';
-const SECRETS = {
-  cp: 'cp-SECRET-123',
-  app: 'app-SECRET-456',
-  other: 'other-SECRET-789',
-  alice: 'alice-PW-1',
-  bob: 'bob-PW-2',
-};
+import { CP_HOST as CP, type OnpremWorld, startOnpremWorld } from './onprem-world.js';
 
 let lab: Lab;
+let world: OnpremWorld;
 let pg: PostgresServer;
-const peers: Background[] = [];
 let cpToken: string;
 let aliceJwt: string;
 let otherToken: string;
-
-const peer = (ns: 'net' | 'onprem', script: string, args: string[], env?: Record<string, string>) => {
-  const bg = lab.spawn(
-    ns,
-    ['node', join(REPO, 'dist', 'test', 'peers', script), ...args],
-    env ? { env } : {},
-  );
-  peers.push(bg);
-  return bg;
-};
-
-async function fetchToken(
-  client: string,
-  secret: string,
-  form: string[] = ['grant_type=client_credentials'],
-) {
-  const args = ['curl', '-sS', '-u', `${client}:${secret}`, ...form.flatMap((f) => ['-d', f])];
-  const out = await lab.run('net', [...args, `http://${OAUTH}:9000/oauth/token`]);
-  const token = (JSON.parse(out.stdout) as { access_token?: string }).access_token;
-  if (!token) throw new Error(`no token for ${client}: ${out.stdout}`);
-  return token;
-}
 
 /** curl in `app` through the proxy's HTTP port; returns status, headers and body. */
 async function viaProxy(url: string, headers: string[] = [], extra: string[] = []) {
@@ -84,90 +54,15 @@ async function socksProbe(
 beforeAll(async () => {
   cleanupStaleLabs();
   lab = await createLab({ onprem: true });
-  const o = lab.addr.onpremV4;
-  await lab.startHttpServer({ ns: 'onprem', port: 80, body: 'onprem-erp' });
-  const echo = peer('onprem', 'echo-upstream-cli.js', [o, '8080']);
-  pg = await startPostgres(lab, 'onprem');
-  const oauth = peer('net', 'oauth-server-cli.js', [
-    JSON.stringify({
-      host: OAUTH,
-      port: 9000,
-      zoneId: 'tenant-a',
-      clients: [
-        {
-          clientId: 'cp-client',
-          clientSecret: SECRETS.cp,
-          grantTypes: ['client_credentials'],
-          accessTokenFormat: 'jwt',
-        },
-        {
-          clientId: 'app-client',
-          clientSecret: SECRETS.app,
-          grantTypes: ['password'],
-          accessTokenFormat: 'jwt',
-        },
-        {
-          clientId: 'other-client',
-          clientSecret: SECRETS.other,
-          grantTypes: ['client_credentials'],
-          accessTokenFormat: 'jwt',
-        },
-      ],
-      users: [
-        { username: 'alice', password: SECRETS.alice },
-        { username: 'bob', password: SECRETS.bob },
-      ],
-    }),
-  ]);
-  await echo.waitFor(/echo ready/, 15000);
-  await oauth.waitFor(/oauth ready/, 15000);
-  const erp = { virtualHost: 'erp.internal', virtualPort: 80, internalHost: o, internalPort: 80 };
-  const cp = peer('net', 'connectivity-proxy-cli.js', [
-    JSON.stringify({
-      host: CP,
-      httpPort: 20003,
-      socksPort: 20004,
-      adminPort: 20005,
-      jwksUrl: `http://${OAUTH}:9000/jwks`,
-      clientIds: ['cp-client'],
-      locations: {
-        '': {
-          systems: [
-            erp,
-            {
-              virtualHost: 'echo.internal',
-              virtualPort: 8080,
-              internalHost: o,
-              internalPort: 8080,
-              paths: ['/api'],
-            },
-            {
-              virtualHost: 'db.internal',
-              virtualPort: 5432,
-              internalHost: o,
-              internalPort: pg.port,
-              protocol: 'tcp',
-            },
-          ],
-        },
-        'cloud-sdk-js': { systems: [erp] },
-        offline: { connected: false, systems: [erp] },
-      },
-    }),
-  ]);
-  await cp.waitFor(/connectivity-proxy ready/, 15000);
-  cpToken = await fetchToken('cp-client', SECRETS.cp);
-  otherToken = await fetchToken('other-client', SECRETS.other);
-  aliceJwt = await fetchToken('app-client', SECRETS.app, [
-    'grant_type=password',
-    'username=alice',
-    `password=${SECRETS.alice}`,
-  ]);
+  world = await startOnpremWorld(lab);
+  pg = world.onprem.postgres!;
+  cpToken = await world.token('cp');
+  otherToken = await world.token('other');
+  aliceJwt = await world.token('app', 'alice');
 }, 180_000);
 
 afterAll(async () => {
-  await Promise.all(peers.map((p) => p.stop()));
-  await pg?.stop();
+  await world?.stop();
   await lab?.destroy();
 }, 60_000);
 
@@ -190,6 +85,35 @@ describe('onprem namespace', () => {
       });
       expect(v6.exitCode).not.toBe(0);
     }
+  });
+});
+
+describe('PostgreSQL in onprem', () => {
+  test('psql from net logs in with the known password; a wrong one is refused', async () => {
+    const psql = (password: string) =>
+      lab.run(
+        'net',
+        [
+          'psql',
+          '-h',
+          pg.host,
+          '-p',
+          String(pg.port),
+          '-U',
+          pg.user,
+          '-d',
+          pg.database,
+          '-tAc',
+          'select 40 + 2',
+        ],
+        { env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: '5' }, reject: false },
+      );
+    const ok = await psql(pg.password);
+    expect(ok.stdout.trim()).toBe('42');
+    const wrong = await psql('not-the-password');
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.stderr).toContain('password authentication failed');
+    expect(pg.url).toBe(`postgresql://postgres:lab-pg-password@${lab.addr.onpremV4}:5432/postgres`);
   });
 });
 
@@ -248,6 +172,30 @@ describe('connectivity proxy HTTP port (20003)', () => {
     expect(offline.status).toBe(503);
   });
 
+  test('a Cloud Connector disconnected at runtime → 503 until it reconnects', async () => {
+    const headers = [
+      `Proxy-Authorization: Bearer ${cpToken}`,
+      'SAP-Connectivity-SCC-Location_ID: cloud-sdk-js',
+    ];
+    await world.setConnected('cloud-sdk-js', false);
+    expect((await viaProxy('http://erp.internal/', headers)).status).toBe(503);
+    await world.setConnected('cloud-sdk-js', true);
+    expect((await viaProxy('http://erp.internal/', headers)).status).toBe(200);
+  });
+
+  test('the service key names the token service and the proxy as a BTP binding does', () => {
+    expect(JSON.parse(readFileSync(world.serviceKeyFile, 'utf8'))).toEqual({
+      clientid: 'cp-client',
+      clientsecret: expect.any(String),
+      url: 'http://198.51.100.10:9000',
+      token_service_url: 'http://198.51.100.10:9000',
+      onpremise_proxy_host: CP,
+      onpremise_proxy_port: '20003',
+      onpremise_proxy_http_port: '20003',
+      onpremise_socks5_proxy_port: '20004',
+    });
+  });
+
   test('access control: unmapped host or path → 403', async () => {
     const auth = `Proxy-Authorization: Bearer ${cpToken}`;
     expect((await viaProxy('http://unmapped.internal/', [auth])).status).toBe(403);
@@ -274,15 +222,8 @@ describe('connectivity proxy HTTP port (20003)', () => {
   });
 
   test('identity binding: curl reusing one connection for two users is refused and counted', async () => {
-    const bobJwt = await fetchToken('app-client', SECRETS.app, [
-      'grant_type=password',
-      'username=bob',
-      `password=${SECRETS.bob}`,
-    ]);
-    const stats = async () =>
-      JSON.parse((await lab.run('net', ['curl', '-sS', `http://${CP}:20005/_peer/stats`])).stdout) as {
-        violations: number;
-      };
+    const bobJwt = await world.token('app', 'bob');
+    const stats = () => world.stats();
     const before = (await stats()).violations;
     const r = await lab.run(
       'app',
@@ -323,12 +264,7 @@ describe('connectivity proxy HTTP port (20003)', () => {
   });
 
   test('counts requests at the admin port', async () => {
-    const r = await lab.run('net', ['curl', '-sS', `http://${CP}:20005/_peer/stats`]);
-    const stats = JSON.parse(r.stdout) as {
-      forwarded: number;
-      byStatus: Record<string, number>;
-      byPrincipal: Record<string, number>;
-    };
+    const stats = await world.stats();
     expect(stats.forwarded).toBeGreaterThanOrEqual(3);
     expect(stats.byStatus['407']).toBeGreaterThanOrEqual(3);
     // alice: the principal propagation test and the first transfer of the identity binding test;

@@ -47,6 +47,12 @@ export interface ConnectivityProxyOptions {
    * with 0x05, SAP's "authentication failure" reply code.
    */
   socksAuthFailure?: 'subnegotiation' | 'connect';
+  /**
+   * SAP's "trusted environment" operational mode: requests without Proxy-Authorization are accepted
+   * (a token that is sent is still checked), and SOCKS5 also offers method 0x00 (no authentication,
+   * default location) to clients that do not offer 0x80. Default false.
+   */
+  trusted?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -137,6 +143,10 @@ export function parseOptions(raw: unknown): ConnectivityProxyOptions {
     if (raw[f] !== undefined) options[f] = port(raw[f], `config.${f}`, true);
   if (raw.jwksUrl !== undefined) options.jwksUrl = String(raw.jwksUrl);
   if (raw.keys !== undefined) options.keys = raw.keys as Jwk[];
+  if (raw.trusted !== undefined) {
+    if (typeof raw.trusted !== 'boolean') throw new ConfigError('config.trusted must be true or false');
+    options.trusted = raw.trusted;
+  }
   if (raw.socksAuthFailure !== undefined) options.socksAuthFailure = raw.socksAuthFailure as 'connect';
   return options;
 }

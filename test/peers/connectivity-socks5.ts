@@ -5,6 +5,7 @@
 // address type). Pure frame parsers and builders; the server session is in connectivity-proxy.ts.
 
 export const SOCKS_VERSION = 0x05;
+export const METHOD_NO_AUTH = 0x00;
 export const METHOD_JWT = 0x80;
 export const METHOD_NONE_ACCEPTABLE = 0xff;
 export const JWT_AUTH_VERSION = 0x01;

@@ -111,6 +111,14 @@ export function clientIdOf(claims: JwtClaims): string | undefined {
   return typeof claims.cid === 'string' ? claims.cid : claims.client_id;
 }
 
+/** The key set could not be fetched (not a problem of the token). */
+export class JwksError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JwksError';
+  }
+}
+
 /** A JSON Web Key Set: given, or fetched from a URL and refetched (at most every 5 s) for unknown kids. */
 export class KeySet {
   private keys: Jwk[];
@@ -140,9 +148,9 @@ export class KeySet {
     this.fetching ??= (async () => {
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-        if (!res.ok) throw new JwtError(`JWKS ${url} answered ${res.status}`);
+        if (!res.ok) throw new JwksError(`JWKS ${url} answered ${res.status}`);
         const body = (await res.json()) as { keys?: unknown };
-        if (!Array.isArray(body.keys)) throw new JwtError(`JWKS ${url} has no keys array`);
+        if (!Array.isArray(body.keys)) throw new JwksError(`JWKS ${url} has no keys array`);
         this.keys = body.keys as Jwk[];
         this.lastFetch = Date.now();
       } finally {

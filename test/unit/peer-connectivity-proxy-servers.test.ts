@@ -4,11 +4,17 @@
 // expired tokens are signed here with a key the proxy also trusts.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import { main, parseCliConfig } from '../peers/connectivity-proxy-cli.js';
-import { type ConnectivityProxy, startConnectivityProxy } from '../peers/connectivity-proxy.js';
+import {
+  type ConnectivityProxy,
+  connectivityServiceKey,
+  startConnectivityProxy,
+} from '../peers/connectivity-proxy.js';
 import { buildConnectRequest, buildJwtAuthFrame } from '../peers/connectivity-socks5.js';
 import { type EchoUpstream, startEchoUpstream } from '../peers/echo-upstream.js';
+import { KeySet } from '../peers/jwt.js';
 import { type OAuthServer, startOAuthServer } from '../peers/oauth-server.js';
 import { probe } from '../peers/socks5-probe-cli.js';
 
@@ -16,6 +22,7 @@ let oauth: OAuthServer;
 let echo: EchoUpstream;
 let cp: ConnectivityProxy;
 let cpStrictConnect: ConnectivityProxy;
+let cpTrusted: ConnectivityProxy;
 let closedPort: number;
 const tokens: Record<string, string> = {};
 
@@ -92,7 +99,6 @@ beforeAll(async () => {
       {
         clientId: 'cp',
         clientSecret: 'cp-secret',
-        grantTypes: ['client_credentials'],
         accessTokenFormat: 'jwt',
       },
       { clientId: 'app', clientSecret: 'app-secret', grantTypes: ['password'], accessTokenFormat: 'jwt' },
@@ -183,6 +189,12 @@ beforeAll(async () => {
     locations,
     socksAuthFailure: 'connect',
   });
+  cpTrusted = await startConnectivityProxy({
+    jwksUrl: oauth.jwksUrl,
+    clientIds: ['cp'],
+    locations,
+    trusted: true,
+  });
   tokens.cp = await token('cp', { grant_type: 'client_credentials' });
   tokens.tech = await token('tech', { grant_type: 'client_credentials' });
   tokens.opaque = await token('opaque', { grant_type: 'client_credentials' });
@@ -194,10 +206,11 @@ beforeAll(async () => {
     password: 'alice-pw',
   });
   tokens.appAsProxyToken = tokens.alice;
+  tokens.cpForAlice = await token('cp', { grant_type: 'password', username: 'alice', password: 'alice-pw' });
 });
 
 afterAll(async () => {
-  await Promise.all([cp?.stop(), cpStrictConnect?.stop(), echo?.close(), oauth?.stop()]);
+  await Promise.all([cp?.stop(), cpStrictConnect?.stop(), cpTrusted?.stop(), echo?.close(), oauth?.stop()]);
 });
 
 describe('HTTP port', () => {
@@ -290,6 +303,41 @@ describe('HTTP port', () => {
     expect(statusOf(await exchange(cp.httpPort, request('http://tcp.internal:7000/', h)))).toBe(403);
   });
 
+  test('request bodies are streamed to the backend', async () => {
+    const body = 'x'.repeat(100_000);
+    const raw = await exchange(
+      cp.httpPort,
+      `POST http://erp.internal/upload HTTP/1.1\r\nHost: e\r\nProxy-Authorization: Bearer ${tokens.cp}\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(statusOf(raw)).toBe(200);
+    expect(raw.toString()).toContain('{"bytes":100000}');
+  });
+
+  test('WebSocket upgrade: admitted like a request, then the bytes flow both ways', async () => {
+    const upgrade = (token: string) =>
+      `GET http://erp.internal/ws HTTP/1.1\r\nHost: erp.internal\r\nProxy-Authorization: Bearer ${token}\r\n` +
+      'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const payload = Buffer.from('hello');
+    const frame = Buffer.concat([
+      Buffer.from([0x81, 0x80 | payload.length]),
+      mask,
+      Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!)),
+    ]);
+    const raw = await exchange(cp.httpPort, [upgrade(tokens.cp!), frame], 1500);
+    const text = raw.toString('latin1');
+    expect(text).toMatch(/^HTTP\/1\.1 101 /);
+    expect(text).toContain('s3pPLMBiTxaQ9kYGzzhZRbK+xOo='); // RFC 6455's example accept value
+    expect(text.endsWith('\x81\x05hello')).toBe(true);
+    expect(echo.lastHeader('proxy-authorization')).toEqual([]);
+
+    const refused = await exchange(cp.httpPort, upgrade('x.y.z'));
+    expect(statusOf(refused)).toBe(407);
+    expect(refused.toString()).toMatch(/^proxy-authenticate: Bearer/im);
+  });
+
   test('502: the backend refuses', async () => {
     expect(statusOf(await exchange(cp.httpPort, request('http://gone.internal/', auth(tokens.cp!))))).toBe(
       502,
@@ -321,7 +369,47 @@ describe('HTTP port', () => {
     expect(echo.lastHeader('x-onprem-principal-type')).toEqual(['technical']);
   });
 
-  test('401: bad user token, other tenant, both propagation headers', async () => {
+  test('a user exchanged into the proxy token is propagated; then SAP-Connectivity-Authentication is refused', async () => {
+    const ok = await exchange(cp.httpPort, request('http://erp.internal/me', auth(tokens.cpForAlice!)));
+    expect(statusOf(ok)).toBe(200);
+    expect(echo.lastHeader('x-onprem-principal')).toEqual(['alice']);
+    const both = await exchange(
+      cp.httpPort,
+      request('http://erp.internal/me', {
+        ...auth(tokens.cpForAlice!),
+        'SAP-Connectivity-Authentication': `Bearer ${tokens.alice}`,
+      }),
+    );
+    expect(statusOf(both)).toBe(400);
+    expect(both.toString()).toContain('must not be sent');
+  });
+
+  test('400: an Authorization header together with principal or technical user propagation', async () => {
+    const propagation: Record<string, string>[] = [
+      { 'SAP-Connectivity-Authentication': `Bearer ${tokens.alice}` },
+      { 'SAP-Connectivity-Technical-Authentication': `Bearer ${tokens.tech}` },
+    ];
+    for (const h of propagation) {
+      const raw = await exchange(
+        cp.httpPort,
+        request('http://erp.internal/', { ...auth(tokens.cp!), ...h, Authorization: 'Basic dTpw' }),
+      );
+      expect(statusOf(raw)).toBe(400);
+      expect(raw.toString()).toContain('Authorization header must be omitted');
+    }
+    // without propagation the Authorization header is the backend's business and passes through
+    expect(
+      statusOf(
+        await exchange(
+          cp.httpPort,
+          request('http://erp.internal/', { ...auth(tokens.cp!), Authorization: 'Basic dTpw' }),
+        ),
+      ),
+    ).toBe(200);
+    expect(echo.lastHeader('authorization')).toEqual(['Basic dTpw']);
+  });
+
+  test('401: bad user token, other tenant; 400: both propagation headers', async () => {
     const send = (h: Record<string, string>) =>
       exchange(cp.httpPort, request('http://erp.internal/', { ...auth(tokens.cp!), ...h }));
     expect(statusOf(await send({ 'SAP-Connectivity-Authentication': 'Bearer nope' }))).toBe(401);
@@ -333,7 +421,7 @@ describe('HTTP port', () => {
       'SAP-Connectivity-Authentication': `Bearer ${tokens.alice}`,
       'SAP-Connectivity-Technical-Authentication': `Bearer ${tokens.tech}`,
     });
-    expect(statusOf(both)).toBe(401);
+    expect(statusOf(both)).toBe(400);
   });
 
   test('identity binding: one connection, same user twice → fine; another user → refused, counted', async () => {
@@ -508,6 +596,58 @@ describe('SOCKS5 port', () => {
   });
 });
 
+describe('trusted mode (no proxy authorization)', () => {
+  test('HTTP without Proxy-Authorization is forwarded; a bad token is still refused', async () => {
+    expect(statusOf(await exchange(cpTrusted.httpPort, request('http://erp.internal/trusted')))).toBe(200);
+    expect(echo.requests.at(-1)!.path).toBe('/trusted');
+    expect(statusOf(await exchange(cpTrusted.httpPort, request('http://erp.internal/', auth('x.y.z'))))).toBe(
+      407,
+    );
+  });
+
+  test('SOCKS5 method 0x00 is accepted, and 0x80 still works', async () => {
+    const raw = await exchange(cpTrusted.socksPort, [
+      Buffer.from([0x05, 0x01, 0x00]),
+      buildConnectRequest('tcp.internal', 7000),
+      Buffer.from('GET /trusted-socks HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n'),
+    ]);
+    expect(raw.subarray(0, 4)).toEqual(Buffer.from([0x05, 0x00, 0x05, 0x00]));
+    expect(raw.subarray(12).toString()).toMatch(/^HTTP\/1\.1 200/);
+    const jwt = await probe({
+      proxyHost: '127.0.0.1',
+      proxyPort: cpTrusted.socksPort,
+      host: 'tcp.internal',
+      port: 7000,
+      jwt: tokens.cp!,
+    });
+    expect(jwt).toMatchObject({ method: '80', auth: '0100', reply: '00' });
+  });
+});
+
+describe('service key', () => {
+  test('a connectivity service key as BTP hands it out', () => {
+    expect(
+      connectivityServiceKey({
+        tokenServiceUrl: 'http://198.51.100.10:9000/oauth/token',
+        clientId: 'cp',
+        clientSecret: 'cp-secret',
+        proxyHost: '198.51.100.11',
+        httpPort: 20003,
+        socksPort: 20004,
+      }),
+    ).toEqual({
+      clientid: 'cp',
+      clientsecret: 'cp-secret',
+      url: 'http://198.51.100.10:9000',
+      token_service_url: 'http://198.51.100.10:9000',
+      onpremise_proxy_host: '198.51.100.11',
+      onpremise_proxy_port: '20003',
+      onpremise_proxy_http_port: '20003',
+      onpremise_socks5_proxy_port: '20004',
+    });
+  });
+});
+
 describe('CLI', () => {
   const config = { keys: [], clientIds: ['cp'], locations: { '': { systems: [] } } };
 
@@ -533,5 +673,58 @@ describe('CLI', () => {
     expect(out[0]).toMatch(/^connectivity-proxy ready http=\d+ socks5=\d+ admin=\d+$/);
     expect(statusOf(await exchange(proxy!.httpPort, request('http://a/')))).toBe(407);
     await proxy!.stop();
+  });
+});
+
+describe('token service keys (JWKS)', () => {
+  test('an unknown kid refetches the JWKS (key rotation); an unreachable JWKS is named', async () => {
+    const k1 = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const k2 = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = (k: typeof k1, kid: string) => ({
+      ...k.publicKey.export({ format: 'jwk' }),
+      kid,
+      use: 'sig',
+    });
+    let served: object[] = [jwk(k1, 'one')];
+    let fetches = 0;
+    let failing = false;
+    const jwksServer = http.createServer((_req, res) => {
+      fetches++;
+      if (failing) return void res.writeHead(500).end();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: served }));
+    });
+    await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(jwksServer.address() as net.AddressInfo).port}/jwks`;
+    const sign = (k: typeof k1, kid: string) => {
+      const input = `${Buffer.from(JSON.stringify({ alg: 'RS256', kid })).toString('base64url')}.${Buffer.from(JSON.stringify({ exp: 9999999999, cid: 'cp' })).toString('base64url')}`;
+      return `${input}.${crypto.sign('sha256', Buffer.from(input), k.privateKey).toString('base64url')}`;
+    };
+    try {
+      const keys = new KeySet({ url }, 0);
+      await expect(keys.verify(sign(k1, 'one'))).resolves.toMatchObject({ cid: 'cp' });
+      expect(fetches).toBe(1);
+      await keys.verify(sign(k1, 'one'));
+      expect(fetches).toBe(1); // known kid: no refetch
+      served = [jwk(k2, 'two')];
+      await expect(keys.verify(sign(k2, 'two'))).resolves.toMatchObject({ cid: 'cp' });
+      expect(fetches).toBe(2);
+      failing = true;
+      await expect(keys.verify(sign(k1, 'three'))).rejects.toThrow(`JWKS ${url} answered 500`);
+
+      const proxy = await startConnectivityProxy({
+        jwksUrl: url,
+        clientIds: ['cp'],
+        locations: { '': { systems: [] } },
+      });
+      try {
+        const raw = (await exchange(proxy.httpPort, request('http://a/', auth(sign(k2, 'two'))))).toString();
+        expect(statusOf(Buffer.from(raw))).toBe(407);
+        expect(raw).toContain('token service keys unavailable');
+      } finally {
+        await proxy.stop();
+      }
+    } finally {
+      await new Promise<void>((r) => jwksServer.close(() => r()));
+    }
   });
 });

@@ -316,6 +316,7 @@ describe('config parsing', () => {
     [{ ...good, locations: {} }, 'config.locations'],
     [{ ...good, httpPort: 70000 }, 'config.httpPort'],
     [{ ...good, socksAuthFailure: 'never' }, 'config.socksAuthFailure'],
+    [{ ...good, trusted: 'yes' }, 'config.trusted'],
     [{ ...good, locations: { x: { connected: 'yes', systems: [] } } }, 'config.locations["x"].connected'],
     [
       {
