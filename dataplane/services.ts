@@ -101,6 +101,12 @@ export async function startServices(
       : undefined;
     const egress: EgressContext = { ...(connectivityProxy ? { connectivityProxy } : {}), egressProxies };
     for (const warning of config.egressProxy.warnings) log.warn({ warning }, 'egress proxy setting ignored');
+    const proxies = egressProxies.describe();
+    if (connectivityProxy || Object.values(proxies).some((p) => typeof p === 'object' && !Array.isArray(p)))
+      log.info(
+        { connectivityProxy: connectivityProxy?.describe() ?? 'not configured', egressProxy: proxies },
+        'proxies',
+      );
 
     const http: HttpDestinationHandler = createHttpDestinationHandler({
       authenticator,

@@ -144,6 +144,9 @@ describe('Internet destinations through squid (egressProxy.http)', () => {
     expect(config).toContain(`http://${PROXY_USER}:<redacted>@${lab.addr.server2V4}:3128`);
     expect(config + dataplane!.output()).not.toContain(PROXY_PASSWORD);
     expect(config + dataplane!.output()).not.toContain(CLIENT_SECRET);
+    // the start-up line names the proxy, redacted
+    expect(dataplane!.output()).toMatch(/"msg":"proxies"/);
+    expect(dataplane!.output()).toContain(`http://${PROXY_USER}:<redacted>@${lab.addr.server2V4}:3128`);
   });
 });
 
