@@ -575,6 +575,30 @@ describe('SOCKS5 port', () => {
     expect(cpStrictConnect.stats().socksReplies.CONNECTION_REFUSED).toBe(1);
   });
 
+  test("SAP's known-good 177-byte frame, built by hand, is read as a frame (its fake JWT then fails: 01 01)", async () => {
+    const fakeJwt = `eyJhbGciOiJSUzI1NiJ9.${'a'.repeat(123)}.${'s'.repeat(10)}`;
+    expect(fakeJwt).toHaveLength(155);
+    const frame = Buffer.concat([
+      Buffer.from([0x01, 0x00, 0x00, 0x00, 0x9b]),
+      Buffer.from(fakeJwt, 'latin1'),
+      Buffer.from([0x10]),
+      Buffer.from('Y2xvdWQtc2RrLWpz', 'latin1'),
+    ]);
+    expect(frame).toHaveLength(177);
+    const answer = await exchangeUntilEnd(
+      cp.socksPort,
+      Buffer.concat([Buffer.from([0x05, 0x01, 0x80]), frame]),
+    );
+    expect(answer).toEqual({ data: Buffer.from([0x05, 0x80, 0x01, 0x01]), peerEnded: true });
+    // the same frame one byte short is incomplete: no answer to it until the client gives up
+    const short = await exchange(
+      cp.socksPort,
+      Buffer.concat([Buffer.from([0x05, 0x01, 0x80]), frame.subarray(0, 176)]),
+      500,
+    );
+    expect(short).toEqual(Buffer.from([0x05, 0x80]));
+  });
+
   test('method 0x80 not offered → 05 FF and closed', async () => {
     expect(await exchange(cp.socksPort, Buffer.from([0x05, 0x02, 0x00, 0x02]))).toEqual(
       Buffer.from([0x05, 0xff]),
