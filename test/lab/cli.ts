@@ -1,4 +1,4 @@
-// `node dist/test/lab/cli.js up [--no-ipv6]`: brings a lab up, prints it as JSON, and keeps it until
+// `node dist/test/lab/cli.js up [--no-ipv6] [--onprem]`: brings a lab up, prints it as JSON, and keeps it until
 // SIGINT or SIGTERM, then destroys it. `clean`: removes leftovers of labs whose process is gone.
 import { cleanupStaleLabs, createLab } from './lab.js';
 
@@ -10,13 +10,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd !== 'up') {
-    console.error('usage: cli.js up [--no-ipv6] | clean');
+    console.error('usage: cli.js up [--no-ipv6] [--onprem] | clean');
     return 2;
   }
   cleanupStaleLabs();
-  const lab = await createLab({ ipv6: !rest.includes('--no-ipv6') });
-  const { id, app, net, addr, ipv6, interfaces, dir } = lab;
-  console.log(JSON.stringify({ id, app, net, addr, ipv6, interfaces, dir }, null, 2));
+  const lab = await createLab({ ipv6: !rest.includes('--no-ipv6'), onprem: rest.includes('--onprem') });
+  const { id, app, net, onprem, addr, ipv6, interfaces, dir } = lab;
+  console.log(JSON.stringify({ id, app, net, onprem, addr, ipv6, interfaces, dir }, null, 2));
   // Signal listeners alone do not keep Node running; the interval does, until a signal arrives.
   const keepAlive = setInterval(() => {}, 1 << 30);
   await new Promise<void>((resolve) => {

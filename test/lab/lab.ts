@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { runCommand, spawnBackground, type Background, type RunOptions, type RunResult } from './exec.js';
 import { labNames } from './names.js';
 import { startNginx, type HttpServer, type NginxTls } from './nginx.js';
-import { ADDRESSES, initialResolvConf, setupCommands, type LabAddresses, type LabStep } from './topology.js';
+import {
+  ADDRESSES,
+  initialResolvConf,
+  onpremCommands,
+  setupCommands,
+  type LabAddresses,
+  type LabStep,
+} from './topology.js';
 import { ETC_NETNS, listNamespaces, teardownSync, track, untrack, type LabResources } from './teardown.js';
 
 export type { Background, RunOptions, RunResult } from './exec.js';
@@ -17,7 +24,7 @@ export type { HttpServer, NginxTls } from './nginx.js';
 export { ADDRESSES, LAB_STEPS, type LabAddresses, type LabStep } from './topology.js';
 export { cleanupStaleLabs, liveLabIds } from './teardown.js';
 
-export type LabNs = 'app' | 'net';
+export type LabNs = 'app' | 'net' | 'onprem';
 
 export interface Lab {
   /** `dtlab-<pid>-<hex>`; both namespace names start with it. */
@@ -25,10 +32,13 @@ export interface Lab {
   /** Namespace names. */
   app: string;
   net: string;
+  /** The on-premise namespace's name when created with `onprem: true` (reachable from net only). */
+  onprem?: string;
   addr: LabAddresses;
   ipv6: boolean;
-  /** Interface names of the veth ends inside app and net (the server addresses are on net's lo). */
-  interfaces: { app: string; net: string };
+  /** Interface names of the veth ends inside app and net (the server addresses are on net's lo); with
+   * onprem also the onprem–net pair's ends (`onprem` inside onprem, `netOnprem` inside net). */
+  interfaces: { app: string; net: string; onprem?: string; netOnprem?: string };
   /** A temp directory the lab owns (removed by destroy); tests may put files there. */
   dir: string;
   /** `ip netns exec <ns> [setpriv --reuid U --regid U --clear-groups --] argv`. */
@@ -36,10 +46,16 @@ export interface Lab {
   /** A long-running process in a namespace; stopped (by PID) on destroy. */
   spawn(ns: LabNs, argv: string[], opts?: Omit<RunOptions, 'reject'> & { logFile?: string }): Background;
   /**
-   * nginx in `net` on serverV4, server2V4 and [serverV6] (if ipv6). Port 80 by default (8080, 8081,
-   * ... for further servers). Responds 200 "<body> from <server addr>:<port> to <client addr>\n".
+   * nginx in `net` on serverV4, server2V4 and [serverV6] (if ipv6); with `ns: 'onprem'` in onprem on
+   * onpremV4 and [onpremV6]. Port 80 by default (8080, 8081, ... for further servers in the same
+   * namespace). Responds 200 "<body> from <server addr>:<port> to <client addr>\n".
    */
-  startHttpServer(opts?: { port?: number; body?: string; tls?: NginxTls }): Promise<HttpServer>;
+  startHttpServer(opts?: {
+    port?: number;
+    body?: string;
+    tls?: NginxTls;
+    ns?: 'net' | 'onprem';
+  }): Promise<HttpServer>;
   /** Replaces /etc/netns/<app>/resolv.conf (what commands run in `app` see as /etc/resolv.conf). */
   writeResolvConf(lines: string[]): Promise<void>;
   destroy(): Promise<void>;
@@ -50,6 +66,8 @@ export interface CreateLabOptions {
   ipv6?: boolean;
   /** Search suffixes for the app's initial resolv.conf. */
   search?: string[];
+  /** Also create the `onprem` namespace, joined to net only (203.0.113.0/24, 2001:db8:3::/64). */
+  onprem?: boolean;
   /** For tests of the lab itself: fail on purpose right after this step. */
   failAfter?: LabStep;
 }
@@ -98,16 +116,25 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
           throw new Error(`IPv6 duplicate address detection failed in ${ns}:\n${f.stdout}`);
       }
     }
+    if (opts.onprem) {
+      const o = await runCommand(['ip', '-n', names.onprem, '-o', 'link', 'show', 'dev', names.vethOnprem]);
+      const p = await runCommand(['ip', '-n', names.net, '-o', 'link', 'show', 'dev', names.vethNetOnprem]);
+      if (!/state UP/.test(o.stdout) || !/state UP/.test(p.stdout))
+        throw new Error(`onprem veth not up yet:\n${o.stdout}${p.stdout}`);
+    }
   };
   try {
     dir = mkdtempSync(join(tmpdir(), `${names.id}-`));
     res.dirs.push(dir);
-    for (const ns of [names.app, names.net]) {
+    for (const ns of opts.onprem ? [names.app, names.net, names.onprem] : [names.app, names.net]) {
       await runCommand(['ip', 'netns', 'add', ns]);
       res.namespaces.push(ns);
     }
     done(step);
-    const cmds = setupCommands(names, addr, ipv6);
+    const cmds = [
+      ...setupCommands(names, addr, ipv6),
+      ...(opts.onprem ? onpremCommands(names, addr, ipv6) : []),
+    ];
     for (const s of ['links', 'addresses', 'routes'] as const) {
       step = s;
       for (const c of cmds.filter((c) => c.step === s)) await runCommand(c.argv);
@@ -141,12 +168,17 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
   }
 
   const backgrounds = new Set<Background>();
-  const usedPorts = new Set<number>();
-  let nextPort = 8080;
+  const usedPorts = new Set<string>();
+  const nextPort = { net: 8080, onprem: 8080 };
   let destroying: Promise<void> | undefined;
   const nsName = (ns: LabNs): string => {
-    if (ns !== 'app' && ns !== 'net') throw new Error(`lab: unknown namespace ${String(ns)} (app or net)`);
-    return ns === 'app' ? names.app : names.net;
+    if (ns === 'app') return names.app;
+    if (ns === 'net') return names.net;
+    if (ns === 'onprem') {
+      if (!opts.onprem) throw new Error('lab: no onprem namespace (create the lab with { onprem: true })');
+      return names.onprem;
+    }
+    throw new Error(`lab: unknown namespace ${String(ns)} (app, net or onprem)`);
   };
   const nsArgv = (ns: LabNs, argv: string[], uid?: number): string[] => {
     if (argv.length === 0) throw new Error('lab: empty command');
@@ -164,9 +196,14 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
     id: names.id,
     app: names.app,
     net: names.net,
+    ...(opts.onprem ? { onprem: names.onprem } : {}),
     addr,
     ipv6,
-    interfaces: { app: names.vethApp, net: names.vethNet },
+    interfaces: {
+      app: names.vethApp,
+      net: names.vethNet,
+      ...(opts.onprem ? { onprem: names.vethOnprem, netOnprem: names.vethNetOnprem } : {}),
+    },
     dir,
     async run(ns, argv, runOpts = {}) {
       alive('run');
@@ -185,37 +222,43 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
     },
     async startHttpServer(httpOpts = {}) {
       alive('startHttpServer');
+      const ns = httpOpts.ns ?? 'net';
+      nsName(ns);
+      const key = (p: number): string => `${ns}:${p}`;
       let port = httpOpts.port;
       if (port === undefined) {
-        port = usedPorts.has(80) ? nextPort++ : 80;
-        while (usedPorts.has(port)) port = nextPort++;
+        port = usedPorts.has(key(80)) ? nextPort[ns]++ : 80;
+        while (usedPorts.has(key(port))) port = nextPort[ns]++;
       }
-      if (usedPorts.has(port))
-        throw new Error(`startHttpServer: port ${port} is already used by another lab HTTP server`);
-      usedPorts.add(port);
+      if (usedPorts.has(key(port)))
+        throw new Error(`startHttpServer: port ${port} is already used by another lab HTTP server in ${ns}`);
+      usedPorts.add(key(port));
       const p = port;
-      const addresses = [addr.serverV4, addr.server2V4, ...(ipv6 ? [addr.serverV6] : [])];
+      const addresses =
+        ns === 'onprem'
+          ? [addr.onpremV4, ...(ipv6 ? [addr.onpremV6] : [])]
+          : [addr.serverV4, addr.server2V4, ...(ipv6 ? [addr.serverV6] : [])];
       try {
         const server = await startNginx(
           {
-            dir: join(dir, `nginx-${p}`),
+            dir: join(dir, ns === 'net' ? `nginx-${p}` : `nginx-${ns}-${p}`),
             addresses,
             port: p,
             body: httpOpts.body ?? 'hello',
             ...(httpOpts.tls ? { tls: httpOpts.tls } : {}),
           },
-          (argv, logFile) => lab.spawn('net', argv, { logFile }),
-          async () => (await lab.run('net', ['ss', '-Hltnp'])).stdout,
+          (argv, logFile) => lab.spawn(ns, argv, { logFile }),
+          async () => (await lab.run(ns, ['ss', '-Hltnp'])).stdout,
         );
         return {
           ...server,
           stop: async () => {
             await server.stop();
-            usedPorts.delete(p);
+            usedPorts.delete(key(p));
           },
         };
       } catch (e) {
-        usedPorts.delete(p);
+        usedPorts.delete(key(p));
         throw e;
       }
     },

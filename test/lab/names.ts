@@ -7,17 +7,31 @@ export interface LabNames {
   /** Namespace names. */
   app: string;
   net: string;
+  /** The optional on-premise namespace (createLab({ onprem: true })). */
+  onprem: string;
   /** Interface names (at most 15 characters; they only exist inside the lab's namespaces). */
   vethApp: string;
   vethNet: string;
+  /** The onprem–net veth pair: the end in onprem, the end in net. */
+  vethOnprem: string;
+  vethNetOnprem: string;
 }
 
 const ID_RE = /^dtlab-(\d+)-([0-9a-f]{4})$/;
-const NS_RE = /^(dtlab-\d+-[0-9a-f]{4})-(app|net)$/;
+const NS_RE = /^(dtlab-\d+-[0-9a-f]{4})-(app|net|onprem)$/;
 
 export function labNames(pid: number = process.pid, hex: string = randomBytes(2).toString('hex')): LabNames {
   const id = `dtlab-${pid}-${hex}`;
-  return { id, app: `${id}-app`, net: `${id}-net`, vethApp: `dt${hex}a`, vethNet: `dt${hex}n` };
+  return {
+    id,
+    app: `${id}-app`,
+    net: `${id}-net`,
+    onprem: `${id}-onprem`,
+    vethApp: `dt${hex}a`,
+    vethNet: `dt${hex}n`,
+    vethOnprem: `dt${hex}o`,
+    vethNetOnprem: `dt${hex}p`,
+  };
 }
 
 /** The creating pid of a lab id, or undefined when the name is not one of ours. */

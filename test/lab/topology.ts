@@ -15,6 +15,11 @@ export interface LabAddresses {
   server2V4: string;
   dnsV4: string;
   dnsV6: string;
+  /** The onprem namespace (createLab({ onprem: true })): its address and net's end of their link. */
+  onpremV4: string;
+  onpremNetV4: string;
+  onpremV6: string;
+  onpremNetV6: string;
   /** Prefix length of the app–net link (IPv4); the IPv6 link is a /64. */
   prefixV4: number;
 }
@@ -29,6 +34,10 @@ export const ADDRESSES: Readonly<LabAddresses> = Object.freeze({
   dnsV4: '198.51.100.53',
   serverV6: '2001:db8:2::10',
   dnsV6: '2001:db8:2::53',
+  onpremV4: '203.0.113.2',
+  onpremNetV4: '203.0.113.1',
+  onpremV6: '2001:db8:3::2',
+  onpremNetV6: '2001:db8:3::1',
   prefixV4: 24,
 });
 
@@ -89,6 +98,92 @@ export function setupCommands(n: LabNames, a: LabAddresses, ipv6: boolean): Setu
   add('routes', 'ip', '-n', n.app, 'route', 'add', 'default', 'via', a.netV4, 'dev', n.vethApp);
   if (ipv6)
     add('routes', 'ip', '-n', n.app, '-6', 'route', 'add', 'default', 'via', a.netV6, 'dev', n.vethApp);
+  return cmds;
+}
+
+/**
+ * The commands that join an existing, empty onprem namespace to net by its own veth pair. onprem gets
+ * no default route and net does not forward (a new namespace's default), so only net reaches onprem.
+ */
+export function onpremCommands(n: LabNames, a: LabAddresses, ipv6: boolean): SetupCommand[] {
+  const cmds: SetupCommand[] = [];
+  const add = (step: SetupCommand['step'], ...argv: string[]): void => void cmds.push({ step, argv });
+  add('links', 'ip', '-n', n.onprem, 'link', 'set', 'lo', 'up');
+  add(
+    'links',
+    'ip',
+    'netns',
+    'exec',
+    n.onprem,
+    'sysctl',
+    '-q',
+    '-w',
+    ...(ipv6
+      ? ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']
+      : ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']),
+  );
+  add(
+    'links',
+    'ip',
+    '-n',
+    n.onprem,
+    'link',
+    'add',
+    n.vethOnprem,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    n.vethNetOnprem,
+    'netns',
+    n.net,
+  );
+  add('links', 'ip', '-n', n.onprem, 'link', 'set', n.vethOnprem, 'up');
+  add('links', 'ip', '-n', n.net, 'link', 'set', n.vethNetOnprem, 'up');
+  add('addresses', 'ip', '-n', n.onprem, 'addr', 'add', `${a.onpremV4}/${a.prefixV4}`, 'dev', n.vethOnprem);
+  add(
+    'addresses',
+    'ip',
+    '-n',
+    n.net,
+    'addr',
+    'add',
+    `${a.onpremNetV4}/${a.prefixV4}`,
+    'dev',
+    n.vethNetOnprem,
+  );
+  if (ipv6) {
+    add(
+      'addresses',
+      'ip',
+      '-n',
+      n.onprem,
+      '-6',
+      'addr',
+      'add',
+      `${a.onpremV6}/64`,
+      'dev',
+      n.vethOnprem,
+      'nodad',
+    );
+    add(
+      'addresses',
+      'ip',
+      '-n',
+      n.net,
+      '-6',
+      'addr',
+      'add',
+      `${a.onpremNetV6}/64`,
+      'dev',
+      n.vethNetOnprem,
+      'nodad',
+    );
+  }
+  // net must not route app's packets to onprem (explicit, whatever the kernel's default).
+  add('routes', 'ip', 'netns', 'exec', n.net, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=0');
+  if (ipv6)
+    add('routes', 'ip', 'netns', 'exec', n.net, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=0');
   return cmds;
 }
 

@@ -1,8 +1,11 @@
 // A real OAuth 2.0 token server for tests: oidc-provider (the certified OpenID Connect / OAuth server
 // library) with the client credentials grant, and the resource owner password grant added through its
 // registerGrantType extension API (oidc-provider does not ship one; RFC 6749 section 4.3). Opaque
-// access tokens, kept in memory; `verify()` and the RFC 7662 introspection endpoint tell whether a
-// token is one this server issued and is still valid. Runs in-process (unit tests, loopback) and as a
+// access tokens by default, kept in memory; `verify()` and the RFC 7662 introspection endpoint tell
+// whether a token is one this server issued and is still valid. A client with accessTokenFormat 'jwt'
+// gets RS256-signed JWT access tokens instead (oidc-provider's resource indicators feature with a
+// default resource per client), with XSUAA-like claims (cid, zid, user_name, grant_type); the public
+// keys are served at oidc-provider's jwks_uri and at XSUAA's /token_keys. Runs in-process (unit tests, loopback) and as a
 // standalone process in a lab namespace (oauth-server-cli.ts).
 //
 // Besides the OAuth endpoints the server answers GET /_peer/stats with its counters (JSON), so tests
@@ -12,6 +15,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Provider, { errors, type OidcContext, type StoredToken } from 'oidc-provider';
+import { type Jwk, JwtError, verifyJwt } from './jwt.js';
+
+/** The resource indicator JWT clients' tokens are issued for (oidc-provider needs one for JWT format). */
+const JWT_RESOURCE = 'urn:detour:lab:xsuaa';
+const JWKS_PATH = '/jwks';
+const TOKEN_KEYS_PATH = '/token_keys';
 
 export type OAuthGrantType = 'client_credentials' | 'password';
 
@@ -22,6 +31,10 @@ export interface OAuthClientConfig {
   grantTypes?: OAuthGrantType[];
   /** space-separated scopes the client may request */
   scope?: string;
+  /** 'jwt': RS256 JWT access tokens (XSUAA-like claims); default 'opaque' */
+  accessTokenFormat?: 'opaque' | 'jwt';
+  /** the tenant (XSUAA identity zone) put into the JWT's `zid`; default the server's zoneId */
+  zoneId?: string;
 }
 
 export interface OAuthUserConfig {
@@ -46,6 +59,8 @@ export interface OAuthServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** delay every token response by this long (slow token service) */
   responseDelayMs?: number;
+  /** default tenant (`zid` claim) of JWT access tokens; default 'lab-tenant' */
+  zoneId?: string;
 }
 
 export interface IssuedToken {
@@ -61,6 +76,9 @@ export interface VerifiedToken {
   scope?: string;
   /** seconds since the epoch */
   exp: number;
+  format: 'opaque' | 'jwt';
+  /** tenant, JWTs only */
+  zoneId?: string;
 }
 
 export interface OAuthServer {
@@ -68,6 +86,12 @@ export interface OAuthServer {
   url: string;
   tokenUrl: string;
   introspectionUrl: string;
+  /** the JSON Web Key Set with the public keys JWT access tokens are signed with (oidc-provider's jwks_uri) */
+  jwksUrl: string;
+  /** the same key set at XSUAA's path */
+  tokenKeysUrl: string;
+  /** the public signing keys */
+  publicKeys(): Jwk[];
   /** tokens issued (optionally only those matching the filter) */
   issuedCount(filter?: Partial<IssuedToken>): number;
   /** token requests received, successful or not */
@@ -106,6 +130,20 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
   const clientScopes = new Map(
     options.clients.map((c) => [c.clientId, new Set((c.scope ?? '').split(' ').filter(Boolean))]),
   );
+  const jwtClients = new Map(
+    options.clients
+      .filter((c) => c.accessTokenFormat === 'jwt')
+      .map((c) => [c.clientId, c.zoneId ?? options.zoneId ?? 'lab-tenant']),
+  );
+  const key = signingKey();
+  const publicJwk = publicKeyOf(key);
+  const resourceServerInfo = (clientId: string) => ({
+    scope: [...(clientScopes.get(clientId) ?? [])].join(' '),
+    audience: clientId,
+    accessTokenFormat: 'jwt' as const,
+    accessTokenTTL: ttl,
+    jwt: { sign: { alg: 'RS256' } },
+  });
 
   const provider = new Provider(url, {
     adapter: memoryAdapter(),
@@ -122,9 +160,39 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
       clientCredentials: { enabled: true },
       introspection: { enabled: true, allowedPolicy: async () => true },
       devInteractions: { enabled: false },
+      // JWT access tokens for the clients configured so; everyone else keeps opaque tokens.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx: unknown, client: { clientId: string } | undefined, oneOf?: string) =>
+          oneOf ?? (client && jwtClients.has(client.clientId) ? JWT_RESOURCE : undefined),
+        getResourceServerInfo: async (_ctx: unknown, resource: string, client: { clientId: string }) => {
+          if (resource !== JWT_RESOURCE || !jwtClients.has(client.clientId))
+            throw new errors.InvalidTarget('unknown resource indicator');
+          return resourceServerInfo(client.clientId);
+        },
+        useGrantedResource: async () => true,
+      },
     },
-    routes: { token: tokenPath, introspection: introspectionPath },
-    jwks: { keys: [signingKey()] },
+    formats: {
+      customizers: {
+        // XSUAA-like claims on top of RFC 9068's (client_id, sub, scope, aud, iss, exp, iat, jti).
+        jwt: async (_ctx: unknown, token: JwtToken, jwt: { payload: Record<string, unknown> }) => {
+          const grantType =
+            token.kind === 'ClientCredentials' ? 'client_credentials' : (token.gty ?? 'password');
+          jwt.payload.cid = token.clientId;
+          jwt.payload.azp = token.clientId;
+          jwt.payload.zid = jwtClients.get(token.clientId);
+          jwt.payload.grant_type = grantType;
+          if (token.accountId) {
+            jwt.payload.user_name = token.accountId;
+            jwt.payload.user_id = token.accountId;
+            jwt.payload.origin = 'lab';
+          }
+        },
+      },
+    },
+    routes: { token: tokenPath, introspection: introspectionPath, jwks: JWKS_PATH },
+    jwks: { keys: [key] },
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
     ttl: {
       AccessToken: ttl,
@@ -163,6 +231,8 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
         gty: 'password',
         ...(requested.length > 0 ? { scope: requested.join(' ') } : {}),
       });
+      if (jwtClients.has(client.clientId))
+        token.resourceServer = new provider.ResourceServer(JWT_RESOURCE, resourceServerInfo(client.clientId));
       const value = await token.save();
       ctx.body = {
         access_token: value,
@@ -188,6 +258,11 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
   const callback = provider.callback();
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === TOKEN_KEYS_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [publicJwk] }));
+      return;
+    }
     if (req.method === 'GET' && path === '/_peer/stats') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
@@ -206,10 +281,14 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
     url,
     tokenUrl: `${url}${tokenPath}`,
     introspectionUrl: `${url}${introspectionPath}`,
+    jwksUrl: `${url}${JWKS_PATH}`,
+    tokenKeysUrl: `${url}${TOKEN_KEYS_PATH}`,
+    publicKeys: () => [{ ...publicJwk }],
     issuedCount: (filter = {}) =>
       issued.filter((t) => Object.entries(filter).every(([k, v]) => t[k as keyof IssuedToken] === v)).length,
     requestCount: () => requests,
     verify: async (token) => {
+      if (token.split('.').length === 3) return verifyIssuedJwt(token, [publicJwk], url);
       const found: StoredToken | undefined =
         (await provider.ClientCredentials.find(token)) ?? (await provider.AccessToken.find(token));
       if (!found || !found.isValid) return undefined;
@@ -217,6 +296,7 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
         clientId: found.clientId,
         grantType: found.kind === 'ClientCredentials' ? 'client_credentials' : 'password',
         exp: found.exp,
+        format: 'opaque',
       };
       if (found.accountId) result.username = found.accountId;
       if (found.scope) result.scope = found.scope;
@@ -243,9 +323,42 @@ function delayResponse(res: http.ServerResponse, ms: number): void {
   }) as typeof res.end;
 }
 
-function signingKey(): crypto.JsonWebKey {
+interface JwtToken {
+  kind: string;
+  clientId: string;
+  accountId?: string;
+  gty?: string;
+}
+
+function signingKey(): Jwk {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), use: 'sig', kid: crypto.randomUUID() };
+  return { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: crypto.randomUUID() };
+}
+
+function publicKeyOf(key: Jwk): Jwk {
+  const { kty, n, e, kid, use, alg } = key;
+  return { kty, n, e, kid, use, alg } as Jwk;
+}
+
+/** A JWT this server signed, still valid, as VerifiedToken; undefined otherwise. */
+function verifyIssuedJwt(token: string, keys: Jwk[], issuer: string): VerifiedToken | undefined {
+  try {
+    const claims = verifyJwt(token, keys, { clockSkewSeconds: 0 });
+    if (claims.iss !== issuer || typeof claims.client_id !== 'string') return undefined;
+    const result: VerifiedToken = {
+      clientId: claims.client_id,
+      grantType: claims.grant_type === 'client_credentials' ? 'client_credentials' : 'password',
+      exp: claims.exp as number,
+      format: 'jwt',
+    };
+    if (typeof claims.user_name === 'string') result.username = claims.user_name;
+    if (typeof claims.scope === 'string') result.scope = claims.scope;
+    if (typeof claims.zid === 'string') result.zoneId = claims.zid;
+    return result;
+  } catch (error) {
+    if (error instanceof JwtError) return undefined;
+    throw error;
+  }
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -22,6 +22,7 @@ declare module 'oidc-provider' {
     isExpired: boolean;
     expiration: number;
     tokenType: string;
+    resourceServer?: unknown;
     save(): Promise<string>;
   }
 
@@ -39,12 +40,14 @@ declare module 'oidc-provider' {
     readonly Grant: TokenModel;
     readonly AccessToken: TokenModel;
     readonly ClientCredentials: TokenModel;
+    readonly ResourceServer: new (identifier: string, info: Record<string, unknown>) => unknown;
   }
 
   export const errors: {
     InvalidGrant: new (description?: string) => Error;
     InvalidScope: new (description: string, scope?: string) => Error;
     InvalidRequest: new (description?: string) => Error;
+    InvalidTarget: new (description?: string) => Error;
   };
 
   export default Provider;

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { main, parseCliConfig } from '../peers/oauth-server-cli.js';
+import { type Jwk, verifyJwt } from '../peers/jwt.js';
 import { type OAuthServer, startOAuthServer } from '../peers/oauth-server.js';
 import { makeCerts } from './auth-helpers.js';
 
@@ -183,5 +184,112 @@ describe('CLI', () => {
     } finally {
       certs.remove();
     }
+  });
+});
+
+describe('JWT access tokens (accessTokenFormat: jwt)', () => {
+  let jwtServer: OAuthServer;
+  beforeAll(async () => {
+    jwtServer = await startOAuthServer({
+      zoneId: 'tenant-a',
+      clients: [
+        { clientId: 'cp', clientSecret: 'cp-secret', accessTokenFormat: 'jwt', scope: 'read' },
+        { clientId: 'b', clientSecret: 'b-secret', accessTokenFormat: 'jwt', zoneId: 'tenant-b' },
+        { clientId: 'plain', clientSecret: 'plain-secret' },
+      ],
+      users: [{ username: 'alice', password: 'alice-pw' }],
+      accessTokenTtlSeconds: 120,
+    });
+  });
+  afterAll(async () => {
+    await jwtServer.stop();
+  });
+
+  const decode = (jwt: string) =>
+    jwt
+      .split('.')
+      .slice(0, 2)
+      .map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>);
+
+  test('client credentials: an RS256 JWT with XSUAA-like claims, verifiable with the JWKS', async () => {
+    const { status, json } = await post(jwtServer.tokenUrl, basic('cp', 'cp-secret'), {
+      grant_type: 'client_credentials',
+      scope: 'read',
+    });
+    expect(status).toBe(200);
+    const token = String(json.access_token);
+    const [header, payload] = decode(token);
+    expect(header).toMatchObject({ alg: 'RS256', typ: 'at+jwt', kid: expect.any(String) });
+    expect(payload).toMatchObject({
+      iss: jwtServer.url,
+      client_id: 'cp',
+      cid: 'cp',
+      zid: 'tenant-a',
+      grant_type: 'client_credentials',
+      scope: 'read',
+      aud: 'cp',
+    });
+    expect((payload!.exp as number) - (payload!.iat as number)).toBe(120);
+    const jwks = (await (await fetch(jwtServer.jwksUrl)).json()) as { keys: Jwk[] };
+    const keys = (await (await fetch(jwtServer.tokenKeysUrl)).json()) as { keys: Jwk[] };
+    expect(keys.keys.map((k) => k.kid)).toEqual(jwks.keys.map((k) => k.kid));
+    expect(jwks.keys[0]).not.toHaveProperty('d'); // public part only
+    expect(verifyJwt(token, jwks.keys)).toMatchObject({ cid: 'cp' });
+    expect(verifyJwt(token, keys.keys)).toMatchObject({ cid: 'cp' });
+    expect(await jwtServer.verify(token)).toEqual({
+      clientId: 'cp',
+      grantType: 'client_credentials',
+      scope: 'read',
+      exp: payload!.exp,
+      format: 'jwt',
+      zoneId: 'tenant-a',
+    });
+  });
+
+  test('password grant: a user JWT with user_name; per-client tenant', async () => {
+    const { json } = await post(jwtServer.tokenUrl, basic('b', 'b-secret'), {
+      grant_type: 'password',
+      username: 'alice',
+      password: 'alice-pw',
+    });
+    const [, payload] = decode(String(json.access_token));
+    expect(payload).toMatchObject({
+      sub: 'alice',
+      user_name: 'alice',
+      cid: 'b',
+      zid: 'tenant-b',
+      grant_type: 'password',
+    });
+    expect(await jwtServer.verify(String(json.access_token))).toMatchObject({
+      username: 'alice',
+      format: 'jwt',
+    });
+    expect(jwtServer.issuedCount({ grantType: 'password', clientId: 'b' })).toBe(1);
+  });
+
+  test('other clients keep opaque tokens; a forged JWT does not verify', async () => {
+    const { json } = await post(jwtServer.tokenUrl, basic('plain', 'plain-secret'), {
+      grant_type: 'client_credentials',
+    });
+    expect(String(json.access_token).split('.')).toHaveLength(1);
+    expect(await jwtServer.verify(String(json.access_token))).toMatchObject({
+      format: 'opaque',
+      clientId: 'plain',
+    });
+    const { json: cc } = await post(jwtServer.tokenUrl, basic('cp', 'cp-secret'), {
+      grant_type: 'client_credentials',
+    });
+    const [h, , s] = String(cc.access_token).split('.');
+    const forged = `${h}.${Buffer.from(JSON.stringify({ cid: 'cp', client_id: 'cp', exp: 9999999999, iss: jwtServer.url })).toString('base64url')}.${s}`;
+    expect(await jwtServer.verify(forged)).toBeUndefined();
+  });
+
+  test('a resource indicator of its own is refused (invalid_target)', async () => {
+    const { status, json } = await post(jwtServer.tokenUrl, basic('plain', 'plain-secret'), {
+      grant_type: 'client_credentials',
+      resource: 'https://elsewhere.example/',
+    });
+    expect(status).toBe(400);
+    expect(json.error).toBe('invalid_target');
   });
 });
