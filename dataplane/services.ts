@@ -77,8 +77,16 @@ export async function startServices(
     });
     closers.push(() => dns.close());
 
+    const egressProxies = createEgressProxies(config.egressProxy);
     const authenticator = createAuthenticator({
       logger: log.child({ component: 'auth' }),
+      // token services on the Internet are reached through the corporate proxy too
+      tokenServiceProxy: (url) =>
+        egressProxies.forTarget(
+          url.hostname.replace(/^\[|\]$/g, ''),
+          Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+          url.protocol === 'https:' ? 'https' : 'http',
+        ),
       metrics: {
         onTokenFetch: (e) => metrics.tokenFetch(e.destination, e.outcome, e.durationMs),
         onCacheHit: (e) => metrics.tokenCache(e.destination, 'hit'),
@@ -91,9 +99,14 @@ export async function startServices(
     const connectivityProxy: DataplaneConnectivityProxy | undefined = config.connectivityProxy
       ? createConnectivityProxy(config.connectivityProxy, authenticator)
       : undefined;
-    const egressProxies = createEgressProxies(config.egressProxy);
     const egress: EgressContext = { ...(connectivityProxy ? { connectivityProxy } : {}), egressProxies };
     for (const warning of config.egressProxy.warnings) log.warn({ warning }, 'egress proxy setting ignored');
+    const proxies = egressProxies.describe();
+    if (connectivityProxy || Object.values(proxies).some((p) => typeof p === 'object' && !Array.isArray(p)))
+      log.info(
+        { connectivityProxy: connectivityProxy?.describe() ?? 'not configured', egressProxy: proxies },
+        'proxies',
+      );
 
     const http: HttpDestinationHandler = createHttpDestinationHandler({
       authenticator,

@@ -6,6 +6,8 @@ export interface DnsLogger {
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
+  /** pino's: lets the hot path skip building debug lines nobody will see. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 export const silentLogger: DnsLogger = {
@@ -13,4 +15,5 @@ export const silentLogger: DnsLogger = {
   debug: () => {},
   info: () => {},
   warn: () => {},
+  isLevelEnabled: () => false,
 };

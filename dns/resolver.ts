@@ -45,9 +45,16 @@ export interface ResolverOptions {
   onQuery?: (event: DnsQueryEvent) => void;
 }
 
+/** The answer to send back, or undefined to send nothing. */
+export type Reply = Buffer | undefined;
+
 export interface Resolver {
-  /** The answer to send back, or undefined to send nothing. Never rejects. */
-  handle(message: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined>;
+  /**
+   * The answer to send back, or undefined to send nothing. Destination names, errors and cache hits
+   * are answered synchronously (no promise on the hot path); only forwarded queries return a promise.
+   * Never throws or rejects.
+   */
+  handle(message: Buffer, transport: 'udp' | 'tcp'): Reply | Promise<Reply>;
 }
 
 const HOP_BY_HOP_OPTIONS: ReadonlySet<number> = new Set([EDNS_OPTION.COOKIE]);
@@ -76,6 +83,8 @@ function forClient(response: Buffer, query: DecodedQuery): Buffer {
 
 export function createResolver(opts: ResolverOptions): Resolver {
   const log = opts.logger;
+  // Building a debug line's fields costs on every query; skip it unless someone will read it.
+  const debugOn = (): boolean => log.isLevelEnabled?.('debug') ?? true;
   const emit = (event: DnsQueryEvent): void => {
     try {
       opts.onQuery?.(event);
@@ -99,18 +108,27 @@ export function createResolver(opts: ResolverOptions): Resolver {
     return p;
   };
 
-  const answer = async (query: DecodedQuery, transport: 'udp' | 'tcp'): Promise<Buffer> => {
+  const answer = (query: DecodedQuery, transport: 'udp' | 'tcp'): Buffer | Promise<Buffer> => {
     const { question } = query;
     const type = typeLabel(question.type);
     const done = (source: QuerySource, response: Buffer, rcode = fullRcode(response)): Buffer => {
       emit({ source, rcode: rcodeName(rcode), type, transport });
-      log.debug({ name: question.name, type, source, rcode: rcodeName(rcode), transport }, 'dns query');
+      if (debugOn())
+        log.debug({ name: question.name, type, source, rcode: rcodeName(rcode), transport }, 'dns query');
       return transport === 'udp' ? fitUdp(response, udpLimit(query)) : response;
     };
+    const servfail = (e: unknown): Buffer => {
+      log.warn(
+        { name: question.name, type, err: (e as Error).message },
+        'dns query failed, answering SERVFAIL',
+      );
+      return done('error', errorFor(query, RCODE.SERVFAIL), RCODE.SERVFAIL);
+    };
+    let key: string;
     try {
       const decision = decide(opts.zone(), question, opts.vipFor, opts.families);
       if (decision.kind !== 'forward') return done('local', encodeLocalAnswer(query, decision, opts.ttl), 0);
-      const key = cacheKey({
+      key = cacheKey({
         name: question.name,
         type: question.type,
         class: question.class,
@@ -120,45 +138,53 @@ export function createResolver(opts: ResolverOptions): Resolver {
       });
       const cached = opts.cache?.get(key);
       if (cached) return done('cache', forClient(cached, query));
-      const result = await forward(key, query, transport);
-      opts.cache?.set(key, result.response);
-      log.debug(
-        { name: question.name, type, server: formatServer(result.server), via: result.transport },
-        'dns forwarded',
-      );
-      return done('upstream', forClient(result.response, query));
     } catch (e) {
-      log.warn(
-        { name: question.name, type, err: (e as Error).message },
-        'dns query failed, answering SERVFAIL',
-      );
-      return done('error', errorFor(query, RCODE.SERVFAIL), RCODE.SERVFAIL);
+      return servfail(e);
     }
+    return forward(key, query, transport).then((result) => {
+      try {
+        opts.cache?.set(key, result.response);
+        if (debugOn())
+          log.debug(
+            { name: question.name, type, server: formatServer(result.server), via: result.transport },
+            'dns forwarded',
+          );
+        return done('upstream', forClient(result.response, query));
+      } catch (e) {
+        return servfail(e);
+      }
+    }, servfail);
+  };
+
+  const dropped = (e: unknown, transport: 'udp' | 'tcp'): undefined => {
+    // Unreachable by design; if it happens, the message is dropped and the server lives on.
+    log.warn({ err: (e as Error).message, transport }, 'dns message dropped after an internal error');
+    emit({ source: 'error', rcode: 'DROPPED', type: 'NONE', transport });
+    return undefined;
   };
 
   return {
-    async handle(message, transport) {
+    handle(message, transport) {
       try {
         const verdict = decodeQuery(message);
         if (verdict.kind === 'drop') {
           emit({ source: 'error', rcode: 'DROPPED', type: 'NONE', transport });
-          log.debug({ reason: verdict.reason, transport }, 'dns message dropped');
+          if (debugOn()) log.debug({ reason: verdict.reason, transport }, 'dns message dropped');
           return undefined;
         }
         if (verdict.kind === 'error') {
           emit({ source: 'error', rcode: rcodeName(verdict.rcode), type: 'NONE', transport });
-          log.debug(
-            { reason: verdict.reason, rcode: rcodeName(verdict.rcode), transport },
-            'dns query rejected',
-          );
+          if (debugOn())
+            log.debug(
+              { reason: verdict.reason, rcode: rcodeName(verdict.rcode), transport },
+              'dns query rejected',
+            );
           return transport === 'udp' ? fitUdp(verdict.response, MIN_UDP_SIZE) : verdict.response;
         }
-        return await answer(verdict.query, transport);
+        const reply = answer(verdict.query, transport);
+        return reply instanceof Promise ? reply.catch((e: unknown) => dropped(e, transport)) : reply;
       } catch (e) {
-        // Unreachable by design; if it happens, the message is dropped and the server lives on.
-        log.warn({ err: (e as Error).message, transport }, 'dns message dropped after an internal error');
-        emit({ source: 'error', rcode: 'DROPPED', type: 'NONE', transport });
-        return undefined;
+        return dropped(e, transport);
       }
     },
   };

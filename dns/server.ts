@@ -186,9 +186,17 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       log.debug({ transport, inFlight }, 'dns query dropped: too many in flight');
       return false;
     }
+    const result = resolver.handle(msg, transport);
+    if (!(result instanceof Promise)) {
+      try {
+        reply(result);
+      } catch (e) {
+        log.warn({ err: (e as Error).message, transport }, 'dns reply failed');
+      }
+      return true;
+    }
     inFlight++;
-    void resolver
-      .handle(msg, transport)
+    void result
       .then(reply)
       .catch((e: unknown) => log.warn({ err: (e as Error).message, transport }, 'dns reply failed'))
       .finally(() => inFlight--);
@@ -265,9 +273,8 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
           handle(msg, 'udp', (response) => {
             if (!response) return;
             try {
-              udp.send(response, rinfo.port, rinfo.address, (e) => {
-                if (e) log.debug({ err: e.message }, 'dns udp send failed');
-              });
+              // No callback: a failed send surfaces as the socket's 'error' event (logged above).
+              udp.send(response, rinfo.port, rinfo.address);
             } catch (e) {
               log.debug({ err: (e as Error).message }, 'dns udp send failed');
             }

@@ -136,7 +136,8 @@ export function createVipAllocator(ranges: VipRanges = {}): VipAllocator {
   } catch (e) {
     rangeError(e);
   }
-  const byName = new Map<string, { v4: bigint; v6: bigint }>();
+  // The addresses' text is made once per name: vipFor runs on every DNS answer.
+  const byName = new Map<string, { v4: bigint; v6: bigint; vip: Vip }>();
 
   const home = (name: string): bigint => BigInt(`0x${createHash('sha256').update(name).digest('hex')}`);
 
@@ -155,7 +156,7 @@ export function createVipAllocator(ranges: VipRanges = {}): VipAllocator {
     );
   };
 
-  const allocate = (name: string): { v4: bigint; v6: bigint } => {
+  const allocate = (name: string): { v4: bigint; v6: bigint; vip: Vip } => {
     const existing = byName.get(name);
     if (existing) return existing;
     const digest = home(name);
@@ -167,7 +168,7 @@ export function createVipAllocator(ranges: VipRanges = {}): VipAllocator {
       v4.used.delete(s4);
       throw e;
     }
-    const slots = { v4: s4, v6: s6 };
+    const slots = { v4: s4, v6: s6, vip: { ipv4: v4.slotToAddress(s4), ipv6: v6.slotToAddress(s6) } };
     byName.set(name, slots);
     return slots;
   };
@@ -180,15 +181,10 @@ export function createVipAllocator(ranges: VipRanges = {}): VipAllocator {
     byName.delete(name);
   };
 
-  const vipOf = (slots: { v4: bigint; v6: bigint }): Vip => ({
-    ipv4: v4.slotToAddress(slots.v4),
-    ipv6: v6.slotToAddress(slots.v6),
-  });
-
   return {
     ipv4Cidr: v4.cidr.text,
     ipv6Cidr: v6.cidr.text,
-    vipFor: (name) => vipOf(allocate(normalizeVipName(name))),
+    vipFor: (name) => ({ ...allocate(normalizeVipName(name)).vip }),
     nameFor(address) {
       // An IPv4 VIP as a v4-mapped IPv6 address (what a dual-stack socket reports) is still that VIP.
       const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
@@ -208,6 +204,6 @@ export function createVipAllocator(ranges: VipRanges = {}): VipAllocator {
     entries: () =>
       [...byName.entries()]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([name, slots]) => ({ name, ...vipOf(slots) })),
+        .map(([name, slots]) => ({ name, ...slots.vip })),
   };
 }

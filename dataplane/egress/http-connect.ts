@@ -1,64 +1,70 @@
-// HTTP CONNECT tunnel client (RFC 9110 section 9.3.6) for corporate HTTP proxies: `CONNECT host:port`
-// with optional `Proxy-Authorization: Basic`, and the socket handed back once the proxy answered 2xx.
+// A tunnel through an HTTP proxy: `CONNECT host:port` (RFC 9110 §9.3.6), with `Proxy-Authorization:
+// Basic` when the proxy has credentials. Resolves with the raw socket once the proxy answered 2xx:
+// paused, with any bytes the target sent right after the head put back into it. The HTTP path starts
+// TLS on it (https targets); the TCP path pipes it (allowHalfOpen, so half-closes pass through).
 import net from 'node:net';
+import { describeProxy, proxyAuthorization } from './proxy-url.js';
+import type { EgressProxy } from './types.js';
+
+/** Longest response head accepted from a proxy before giving up on it. */
+const MAX_HEAD = 16 * 1024;
+const HEAD_END = Buffer.from('\r\n\r\n');
 
 /** Where a tunnel failed: reaching the proxy, or the proxy's answer to CONNECT. */
 export type HttpConnectStage = 'proxy-connect' | 'connect';
 
-export class HttpConnectError extends Error {
+/**
+ * The proxy failed: unreachable, timed out, or answered CONNECT with a non-2xx status. `status` is
+ * the proxy's status (407: credentials; 403: policy; 502/503/504: it could not reach the target).
+ * `code`: the socket error's code, `PROXY_CONNECT_STATUS`, `CONNECT_TIMEOUT` or an `HPE_` code for an
+ * answer that is not HTTP. `meaning` is one sentence for log lines; nothing here carries a secret.
+ */
+export class EgressProxyError extends Error {
   readonly stage: HttpConnectStage;
-  /** the proxy's HTTP status, when it answered */
-  readonly status: number | undefined;
-  /** one sentence saying what went wrong; never contains a secret */
   readonly meaning: string;
-  /** errno-style code of the underlying socket error (ECONNREFUSED, ETIMEDOUT, ...) */
-  readonly code: string | undefined;
+  /** the proxy as `http://user:<redacted>@host:port` */
+  readonly proxy: string;
+  readonly code: string;
+  readonly status: number | undefined;
 
-  constructor(stage: HttpConnectStage, meaning: string, extra: { status?: number; code?: string } = {}) {
-    super(`HTTP CONNECT ${stage} failed${extra.status ? ` (${extra.status})` : ''}: ${meaning}`);
-    this.name = 'HttpConnectError';
+  constructor(stage: HttpConnectStage, meaning: string, proxy: string, code: string, status?: number) {
+    super(`egress proxy ${proxy}: ${meaning}`);
+    this.name = 'EgressProxyError';
     this.stage = stage;
-    this.status = extra.status;
     this.meaning = meaning;
-    this.code = extra.code;
+    this.proxy = proxy;
+    this.code = code;
+    this.status = status;
   }
 }
 
-export interface HttpConnectOptions {
-  proxy: { host: string; port: number; username?: string; password?: string };
-  target: { host: string; port: number };
-  /** for reaching the proxy and its answer to CONNECT (which includes its own connect to the target) */
+export interface TunnelOptions {
+  proxy: EgressProxy;
+  host: string;
+  port: number;
+  /** for connecting and for the proxy's answer (which includes its own connect to the target); 0 = none */
   timeoutMs: number;
+  signal?: AbortSignal;
+  /** keep the socket open for writing after the proxy ends (TCP pipes pass half-closes on) */
+  allowHalfOpen?: boolean;
 }
 
-/** Longest response head accepted from a proxy before giving up on it. */
-const MAX_HEAD = 16 * 1024;
-
-/** `host:port` as the request target of CONNECT (IPv6 literals in brackets). */
-export function authorityOf(host: string, port: number): string {
+/** `host:port` as the CONNECT request target (IPv6 in brackets). */
+export function authority(host: string, port: number): string {
   const bare = host.replace(/^\[(.*)\]$/, '$1');
-  return net.isIPv6(bare) ? `[${bare}]:${port}` : `${bare}:${port}`;
+  return `${net.isIPv6(bare) ? `[${bare}]` : bare}:${port}`;
 }
 
-/** The request head; Basic credentials are user:password in UTF-8, base64 encoded (RFC 7617). */
-export function buildConnectHead(
-  host: string,
-  port: number,
-  credentials?: { username?: string; password?: string },
-): string {
+/** The request head. Throws (before anything is sent) for a target that cannot be written in it. */
+export function connectRequest(proxy: EgressProxy, host: string, port: number): string {
+  const label = describeProxy(proxy);
   if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new HttpConnectError('connect', `invalid target port ${port}`);
-  if (/[\s/@]/.test(host) || host === '')
-    throw new HttpConnectError('connect', `invalid target host "${host}"`);
-  const authority = authorityOf(host, port);
-  const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
-  if (credentials?.username !== undefined) {
-    const basic = Buffer.from(`${credentials.username}:${credentials.password ?? ''}`, 'utf8').toString(
-      'base64',
-    );
-    lines.push(`Proxy-Authorization: Basic ${basic}`);
-  }
-  return `${lines.join('\r\n')}\r\n\r\n`;
+    throw new EgressProxyError('connect', `invalid target port ${port}`, label, 'ERR_INVALID_ARG_VALUE');
+  if (host === '' || /[\s/@]/.test(host))
+    throw new EgressProxyError('connect', `invalid target host "${host}"`, label, 'ERR_INVALID_ARG_VALUE');
+  const target = authority(host, port);
+  const auth = proxyAuthorization(proxy);
+  return `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`;
 }
 
 export interface ConnectResponseHead {
@@ -68,20 +74,19 @@ export interface ConnectResponseHead {
   reason: string;
 }
 
-/** Parses the response head at the start of `data`; undefined while incomplete. */
+/** Parses the response head at the start of `data`; undefined while incomplete; throws for non-HTTP. */
 export function parseConnectResponseHead(data: Buffer): ConnectResponseHead | undefined {
-  const end = data.indexOf('\r\n\r\n');
+  const end = data.indexOf(HEAD_END);
   if (end < 0) {
-    if (data.length > MAX_HEAD)
-      throw new HttpConnectError('connect', 'the proxy’s response head is too long');
+    if (data.length > MAX_HEAD) throw Object.assign(new Error('oversized'), { code: 'HPE_HEADER_OVERFLOW' });
     if (data.length >= 5 && !data.subarray(0, 5).equals(Buffer.from('HTTP/')))
-      throw new HttpConnectError('connect', 'the proxy did not answer with HTTP');
+      throw Object.assign(new Error('not HTTP'), { code: 'HPE_INVALID_CONSTANT' });
     return undefined;
   }
   const statusLine = data.subarray(0, data.indexOf('\r\n')).toString('latin1');
   const match = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(statusLine);
-  if (!match) throw new HttpConnectError('connect', 'the proxy did not answer with an HTTP/1.x status line');
-  return { length: end + 4, status: Number(match[1]), reason: match[2] ?? '' };
+  if (!match) throw Object.assign(new Error('not HTTP'), { code: 'HPE_INVALID_CONSTANT' });
+  return { length: end + HEAD_END.length, status: Number(match[1]), reason: match[2] ?? '' };
 }
 
 /** What a non-2xx answer to CONNECT means, for the log line. */
@@ -104,75 +109,101 @@ export function describeConnectStatus(
   return `the proxy refused the tunnel to ${target} (${status} ${reason})`;
 }
 
-/**
- * Connects to the proxy (allowHalfOpen), sends CONNECT and resolves with the socket once the proxy
- * answered 2xx: paused, with any bytes the target sent after the head put back into it. Rejects with an
- * HttpConnectError; the socket is destroyed.
- */
-export async function connectHttpTunnel(options: HttpConnectOptions): Promise<net.Socket> {
-  const { proxy, target } = options;
-  const head = buildConnectHead(target.host, target.port, proxy); // bad input fails before connecting
-  const authority = authorityOf(target.host, target.port);
-  const socket = net.connect({ host: proxy.host, port: proxy.port, allowHalfOpen: true });
-  let stage: HttpConnectStage = 'proxy-connect';
-  let buffered: Buffer = Buffer.alloc(0);
-
-  return new Promise<net.Socket>((resolve, reject) => {
-    const finish = (error?: HttpConnectError) => {
-      clearTimeout(timer);
-      socket.pause();
+/** Rejects with an EgressProxyError; the socket is destroyed then. */
+export function openTunnel(options: TunnelOptions): Promise<net.Socket> {
+  const { proxy, host, port } = options;
+  const label = describeProxy(proxy);
+  const target = authority(host, port);
+  let head: string;
+  try {
+    head = connectRequest(proxy, host, port);
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({
+      host: proxy.host,
+      port: proxy.port,
+      allowHalfOpen: !!options.allowHalfOpen,
+    });
+    let stage: HttpConnectStage = 'proxy-connect';
+    let received: Buffer = Buffer.alloc(0);
+    let settled = false;
+    const cleanup = (): void => {
+      if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
       socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onEnd);
       socket.off('error', onError);
-      if (error) {
-        socket.destroy();
-        reject(error);
-        return;
-      }
-      if (buffered.length) socket.unshift(buffered);
-      resolve(socket);
+      socket.off('end', onClose);
+      socket.off('close', onClose);
     };
-    const timer = setTimeout(() => {
-      const meaning =
-        stage === 'proxy-connect'
-          ? `could not reach the proxy within ${options.timeoutMs} ms`
-          : `no answer from the proxy within ${options.timeoutMs} ms`;
-      finish(new HttpConnectError(stage, meaning, { code: 'ETIMEDOUT' }));
-    }, options.timeoutMs);
-    const onData = (chunk: Buffer) => {
-      buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
-      let response: ConnectResponseHead | undefined;
-      try {
-        response = parseConnectResponseHead(buffered);
-      } catch (error) {
-        return finish(error as HttpConnectError);
-      }
-      if (!response) return;
-      buffered = buffered.subarray(response.length);
-      if (response.status >= 200 && response.status < 300) return finish();
-      const meaning = describeConnectStatus(
-        response.status,
-        response.reason,
-        authority,
-        proxy.username !== undefined,
-      );
-      finish(new HttpConnectError('connect', meaning, { status: response.status }));
+    const fail = (meaning: string, code: string, status?: number): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      socket.destroy();
+      reject(new EgressProxyError(stage, meaning, label, code, status));
     };
-    const onEnd = () =>
-      finish(new HttpConnectError(stage, 'the proxy closed the connection before answering CONNECT'));
-    const onError = (error: NodeJS.ErrnoException) => {
-      const code = error.code ?? 'ERROR';
-      const meaning =
+    const timer =
+      options.timeoutMs > 0
+        ? setTimeout(
+            () =>
+              fail(
+                stage === 'proxy-connect'
+                  ? `could not reach the proxy within ${options.timeoutMs} ms`
+                  : `no answer from the proxy within ${options.timeoutMs} ms`,
+                'CONNECT_TIMEOUT',
+              ),
+            options.timeoutMs,
+          )
+        : undefined;
+    const onAbort = (): void => fail('tunnel aborted', 'ABORT_ERR');
+    const onError = (error: NodeJS.ErrnoException): void => {
+      const code = error.code ?? 'ECONNRESET';
+      fail(
         stage === 'proxy-connect'
           ? `cannot connect to the proxy (${code})`
-          : `connection to the proxy failed (${code})`;
-      finish(new HttpConnectError(stage, meaning, { code }));
+          : `connection to the proxy failed (${code})`,
+        code,
+      );
     };
+    const onClose = (): void =>
+      fail('the proxy closed the connection before answering CONNECT', 'ECONNRESET');
+    const onData = (chunk: Buffer): void => {
+      received = received.length ? Buffer.concat([received, chunk]) : chunk;
+      let response: ConnectResponseHead | undefined;
+      try {
+        response = parseConnectResponseHead(received);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'HPE_INVALID_CONSTANT';
+        return fail(
+          code === 'HPE_HEADER_OVERFLOW'
+            ? 'the proxy’s answer to CONNECT has an oversized head'
+            : 'the proxy did not answer CONNECT with HTTP',
+          code,
+        );
+      }
+      if (!response) return;
+      if (response.status < 200 || response.status > 299)
+        return fail(
+          describeConnectStatus(response.status, response.reason, target, proxy.username !== undefined),
+          'PROXY_CONNECT_STATUS',
+          response.status,
+        );
+      settled = true;
+      cleanup();
+      // no listener may consume bytes until the caller (TLS or a pipe) takes over
+      socket.pause();
+      const rest = received.subarray(response.length);
+      if (rest.length > 0) socket.unshift(rest);
+      resolve(socket);
+    };
+    if (options.signal?.aborted) return onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onEnd);
     socket.on('error', onError);
+    socket.on('end', onClose);
+    socket.on('close', onClose);
     socket.once('connect', () => {
       stage = 'connect';
       socket.write(head);

@@ -2,7 +2,7 @@
 // SAP's 0x80 to the connectivity proxy, SOCKS5 or HTTP CONNECT to a corporate proxy. Resolves with the
 // connected socket (paused) for forward.ts to pipe; rejects with a TcpEgressError that says why.
 import type net from 'node:net';
-import { connectHttpTunnel, HttpConnectError } from './http-connect.js';
+import { EgressProxyError, openTunnel } from './http-connect.js';
 import { connectSocks5, Socks5Error, type Socks5Auth } from './socks5.js';
 import type { TcpRoute } from './tcp-route.js';
 import type { ConnectivityProxy } from './types.js';
@@ -123,7 +123,14 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
       }
     }
     const proxy = route.proxy;
-    if (proxy.kind === 'http') return await connectHttpTunnel({ proxy, target, timeoutMs });
+    if (proxy.kind === 'http')
+      return await openTunnel({
+        proxy,
+        host: target.host,
+        port: target.port,
+        timeoutMs,
+        allowHalfOpen: true,
+      });
     const auth: Socks5Auth =
       proxy.username !== undefined
         ? { method: 'username-password', username: proxy.username, password: proxy.password ?? '' }
@@ -137,7 +144,7 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
         ...(error.replyName ? { replyName: error.replyName } : {}),
         ...(error.code ? { code: error.code } : {}),
       });
-    if (error instanceof HttpConnectError)
+    if (error instanceof EgressProxyError)
       throw new TcpEgressError(`http-connect ${error.stage}`, error.meaning, {
         ...(error.status !== undefined ? { replyCode: error.status } : {}),
         ...(error.code ? { code: error.code } : {}),

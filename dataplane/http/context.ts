@@ -110,14 +110,9 @@ export class RequestRecord {
   }
 }
 
-/** Why a destination cannot serve HTTP requests (or upgrades), or undefined when it can. */
-export function whyUnusable(
-  destination: Destination,
-  kind: 'request' | 'upgrade' = 'request',
-): string | undefined {
+/** Why a destination cannot serve HTTP, or undefined when it can. */
+export function whyUnusable(destination: Destination): string | undefined {
   if (destination.type !== 'HTTP') return `it is of Type ${destination.type}, not HTTP`;
   if (!destination.url) return 'it has no URL';
-  if (kind === 'upgrade' && destination.proxyType !== 'Internet')
-    return `Upgrade (WebSocket) requests to ProxyType ${destination.proxyType} destinations are not supported yet`;
   return undefined;
 }

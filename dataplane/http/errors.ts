@@ -9,7 +9,7 @@
 // (it gets tokens from the Destination service) or for the target system; detour adds
 // "Token Service" and "Upstream" for those.
 import { TokenServiceError } from '../auth/types.js';
-import type { HttpConnectError } from '../egress/http-connect.js';
+import type { EgressProxyError } from '../egress/http-connect.js';
 import type { Socks5Error } from '../egress/socks5.js';
 
 export const ERROR_ORIGINS = {
@@ -219,8 +219,8 @@ export function proxyRejected(
 /** The request to the target failed before a response started. */
 export function upstreamFailed(error: unknown, ctx: FailureContext): ProxyFailure {
   const hop = ctx.via;
-  if (hop && (error as Error | undefined)?.name === 'HttpConnectError') {
-    const e = error as HttpConnectError;
+  if (hop && (error as Error | undefined)?.name === 'EgressProxyError') {
+    const e = error as EgressProxyError;
     if (e.status !== undefined) return proxyRejected(e.status, ctx, hop, e.meaning);
     return proxyConnectFailed(e.code ?? 'ECONNRESET', ctx, hop);
   }

@@ -223,8 +223,9 @@ export async function forwardRequest(
   }
 
   rec.upstreamStatus = response.statusCode;
+  // (only answers on a connection to the proxy itself: through a tunnel, the target is talking)
   if (
-    hop &&
+    hop?.connectsToProxy &&
     (response.statusCode === 407 ||
       (via.kind === 'connectivity-proxy' && isConnectivityProxyAnswer(response.statusCode, response.headers)))
   ) {

@@ -12,6 +12,9 @@ import {
   type FailureContext,
   type ProxyFailure,
   authenticationFailed,
+  connectivityTokenFailed,
+  missingUserToken,
+  proxyRejected,
   destinationInvalid,
   destinationMissing,
   errorResponse,
@@ -21,7 +24,8 @@ import {
 import { DestinationTlsError, type UpstreamEntry } from './pools.js';
 import { rewriteRequest } from './rewrite.js';
 import { tunnelConnector } from './proxy-connector.js';
-import { proxyHop, upstreamVia, type UpstreamVia } from './upstream-route.js';
+import { proxyHop, upstreamVia, type UpstreamVia, wireRequest } from './upstream-route.js';
+import { principalPropagationProblem } from '../onprem/request.js';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
@@ -85,7 +89,7 @@ export async function forwardUpgrade(
   const destination = ctx.resolve(socket);
   if (!destination) return sendFailure(destinationMissing());
   rec.destination = destination.name;
-  const why = whyUnusable(destination, 'upgrade');
+  const why = whyUnusable(destination);
   const url = destination.url;
   if (why || !url) return sendFailure(destinationInvalid(destination.name, why ?? 'it has no URL'));
   const via = upstreamVia(destination, ctx.egress);
@@ -96,9 +100,14 @@ export async function forwardUpgrade(
     target: url.origin,
     connectTimeoutMs: destination.connectTimeoutMs,
     readTimeoutMs: destination.readTimeoutMs,
-    // tunnels: connection failures are the proxy's (wrapped by the tunnel clients)
-    ...(hop ? { via: { ...hop, connectsToProxy: false } } : {}),
+    // the connectivity proxy is connected to directly; tunnel clients wrap their own failures
+    ...(hop ? { via: { ...hop, connectsToProxy: via.kind === 'connectivity-proxy' } } : {}),
   };
+  const appHeaders = headerPairs(req.rawHeaders);
+  if (via.kind === 'connectivity-proxy') {
+    const problem = principalPropagationProblem(destination, appHeaders);
+    if (problem) return sendFailure(missingUserToken(problem));
+  }
 
   let auth: AuthResult;
   let entry: UpstreamEntry;
@@ -106,6 +115,14 @@ export async function forwardUpgrade(
     auth = await ctx.authenticator.authenticate(destination);
   } catch (error) {
     return sendFailure(authenticationFailed(error, failureCtx));
+  }
+  let proxyToken: string | undefined;
+  if (via.kind === 'connectivity-proxy') {
+    try {
+      proxyToken = await ctx.egress.connectivityProxy!.token();
+    } catch (error) {
+      return sendFailure(connectivityTokenFailed(error, failureCtx));
+    }
   }
   try {
     // the same `via` as requests use, so the destination's pool is not replaced back and forth
@@ -119,10 +136,16 @@ export async function forwardUpgrade(
 
   const up = rewriteRequest(
     destination,
-    { method, url: req.url ?? '/', headers: headerPairs(req.rawHeaders) },
+    { method, url: req.url ?? '/', headers: appHeaders },
     { authHeaders: auth.headers, requestId, upgrade: true },
   );
   rec.setUpstream(up.origin, up.path);
+  // OnPremise: absolute form with the proxy's headers, on a connection of its own (so never shared
+  // between identities); tunnels and direct connections: the request as rewritten
+  const wire =
+    via.kind === 'connectivity-proxy'
+      ? wireRequest(destination, via, up, appHeaders, proxyToken)
+      : { path: up.path, headers: up.headers };
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   let tunnelled: net.Socket | undefined;
@@ -145,7 +168,12 @@ export async function forwardUpgrade(
           ...(net.isIP(host) ? {} : { servername: host }),
           ALPNProtocols: ['http/1.1'],
         })
-      : net.connect({ host, port });
+      : via.kind === 'connectivity-proxy'
+        ? net.connect({
+            host: ctx.egress.connectivityProxy!.host,
+            port: ctx.egress.connectivityProxy!.httpPort,
+          })
+        : net.connect({ host, port });
   link.upstream = target;
 
   let phase: 'connect' | 'head' | 'tunnel' = 'connect';
@@ -161,8 +189,8 @@ export async function forwardUpgrade(
   const sendHead = (): void => {
     phase = 'head';
     target.setTimeout(destination.readTimeoutMs || 0);
-    const lines = up.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    target.write(`${method} ${up.path} HTTP/1.1\r\n${lines}\r\n`);
+    const lines = wire.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    target.write(`${method} ${wire.path} HTTP/1.1\r\n${lines}\r\n`);
     if (head.length > 0) target.write(head);
   };
   if (tunnelled) sendHead();
@@ -183,6 +211,12 @@ export async function forwardUpgrade(
     }
     status = Number(match[1]);
     rec.upstreamStatus = status;
+    if (hop && status === 407) {
+      // the proxy refused its token: a clear 502, not the proxy's 407 (which the app cannot act on)
+      phase = 'tunnel';
+      target.destroy();
+      return sendFailure(proxyRejected(407, failureCtx, hop));
+    }
     phase = 'tunnel';
     target.setTimeout(0);
     target.off('data', onHead);

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { buildConnector } from 'undici';
-import { connectHttpTunnel } from '../egress/http-connect.js';
+import { openTunnel } from '../egress/http-connect.js';
 import { connectSocks5 } from '../egress/socks5.js';
 import type { EgressProxy } from '../egress/types.js';
 import type { UpstreamTls } from './tls-options.js';
@@ -16,7 +16,7 @@ export function openThroughProxy(
   port: number,
   timeoutMs: number,
 ): Promise<net.Socket> {
-  if (proxy.kind === 'http') return connectHttpTunnel({ proxy, target: { host, port }, timeoutMs });
+  if (proxy.kind === 'http') return openTunnel({ proxy, host, port, timeoutMs });
   return connectSocks5({
     proxy: { host: proxy.host, port: proxy.port },
     target: { host, port },

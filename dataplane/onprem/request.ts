@@ -9,7 +9,7 @@
 // - PrincipalPropagation: the app's `Authorization: Bearer <user JWT>` becomes
 //   `SAP-Connectivity-Authentication: Bearer <user JWT>`; no `Authorization` is forwarded.
 // - OAuth2TechnicalUserPropagation: `SAP-Connectivity-Technical-Authentication: Bearer <token>` comes
-//   from the authenticator (as its auth header).
+//   from the authenticator (as its auth header); no `Authorization` is forwarded either.
 // - The dataplane owns both `SAP-Connectivity-*Authentication` headers: an app's own are dropped, so an
 //   app cannot pose as another user on a destination that does not propagate one.
 import type { HeaderList, UpstreamRequest } from '../http/rewrite.js';
@@ -75,7 +75,8 @@ export function onPremiseRequest(
       if (!technical) continue;
       technicalValue = value;
     }
-    if (principal && lower === 'authorization') continue;
+    // SAP: with principal or technical user propagation "you must omit the Authorization header"
+    if ((principal || technical) && lower === 'authorization') continue;
     if (lower === SAP_HEADERS.location.toLowerCase()) hasLocation = true;
     headers.push([name, value]);
   }

@@ -10,19 +10,21 @@ import { createCa, issueCertificate } from '../lab/certs.js';
 import { startDante, type Dante } from '../lab/dante.js';
 import { cleanupStaleLabs, createLab, type Background, type Lab } from '../lab/lab.js';
 import { startSquid, type Squid } from '../lab/squid.js';
-import { DETOUR_BIN } from './helpers.js';
+import { DETOUR_BIN, REPO } from './helpers.js';
 
 const APP_UID = 1000;
 const DATAPLANE_UID = 5678;
 const PROXY_USER = 'svc-http';
 const PROXY_PASSWORD = 'squid-PW-e2e-42';
 const S = '198.51.100.10';
+const CLIENT_SECRET = 'orders-SECRET-e2e-5';
 
 let lab: Lab;
 let dir: string;
 let squid: Squid;
 let dante: Dante;
 let dataplane: Background | undefined;
+let oauth: Background | undefined;
 
 const curl = (args: string[]) =>
   lab.run('app', ['curl', '-sS', '--max-time', '15', ...args], { uid: APP_UID, reject: false });
@@ -71,6 +73,12 @@ beforeAll(async () => {
   TrustStoreLocation: ca.pem
 - Name: direct
   URL: http://${S}:8081/
+- Name: orders
+  URL: http://${S}/
+  Authentication: OAuth2ClientCredentials
+  tokenServiceURL: http://${S}:9000/oauth/token
+  clientId: orders-client
+  clientSecret: ${CLIENT_SECRET}
 `,
   );
   chmodSync(join(dir, 'destinations.yaml'), 0o644);
@@ -79,6 +87,18 @@ beforeAll(async () => {
   await lab.startHttpServer({ port: 8443, body: 'tls', tls: { cert: server.cert, key: server.key } });
   squid = await startSquid(lab, { port: 3128, username: PROXY_USER, password: PROXY_PASSWORD });
   dante = await startDante(lab, { port: 1081 });
+  oauth = lab.spawn('net', [
+    'node',
+    join(REPO, 'dist', 'test', 'peers', 'oauth-server-cli.js'),
+    JSON.stringify({
+      host: S,
+      port: 9000,
+      clients: [
+        { clientId: 'orders-client', clientSecret: CLIENT_SECRET, grantTypes: ['client_credentials'] },
+      ],
+    }),
+  ]);
+  await oauth.waitFor(/oauth ready/, 15000);
   await lab.run('app', ['node', DETOUR_BIN, 'install', 'transparent-proxy', '--redirect-dns']);
 }, 120_000);
 
@@ -86,6 +106,7 @@ afterAll(async () => {
   await dataplane?.stop();
   await squid?.stop();
   await dante?.stop();
+  await oauth?.stop();
   await lab?.destroy();
 }, 60_000);
 
@@ -105,6 +126,15 @@ describe('Internet destinations through squid (egressProxy.http)', () => {
     expect((await curl(['http://secure/b'])).stdout.trim()).toBe(viaProxy('tls', 8443));
   });
 
+  test('the token service is reached through squid as well (CONNECT)', async () => {
+    expect((await curl(['http://orders/'])).stdout.trim()).toBe(viaProxy('web', 80));
+    // squid logs a tunnel when it closes: the token client keeps it alive for 4 s
+    const deadline = Date.now() + 20_000;
+    while (!(await squid.accessLog()).includes(`CONNECT ${S}:9000`) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
+    expect(await squid.accessLog()).toContain(`CONNECT ${S}:9000 200 ${PROXY_USER}`);
+  });
+
   test('NO_PROXY entry host:port: direct from the app', async () => {
     expect((await curl(['http://direct/'])).stdout.trim()).toBe(`direct from ${S}:8081 to ${lab.addr.appV4}`);
   });
@@ -113,6 +143,10 @@ describe('Internet destinations through squid (egressProxy.http)', () => {
     const config = (await admin('/config')).stdout;
     expect(config).toContain(`http://${PROXY_USER}:<redacted>@${lab.addr.server2V4}:3128`);
     expect(config + dataplane!.output()).not.toContain(PROXY_PASSWORD);
+    expect(config + dataplane!.output()).not.toContain(CLIENT_SECRET);
+    // the start-up line names the proxy, redacted
+    expect(dataplane!.output()).toMatch(/"msg":"proxies"/);
+    expect(dataplane!.output()).toContain(`http://${PROXY_USER}:<redacted>@${lab.addr.server2V4}:3128`);
   });
 });
 

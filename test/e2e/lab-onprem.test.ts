@@ -80,6 +80,14 @@ describe('onprem namespace', () => {
     expect((await lab.run('net', ['sysctl', '-n', 'net.ipv4.ip_forward'])).stdout.trim()).toBe('0');
     expect((await lab.run('onprem', ['ip', 'route', 'show', 'default'])).stdout.trim()).toBe('');
     if (lab.ipv6) {
+      const fromNet6 = await lab.run('net', [
+        'curl',
+        '-sS',
+        '--max-time',
+        '5',
+        `http://[${lab.addr.onpremV6}]/`,
+      ]);
+      expect(fromNet6.stdout).toBe(`onprem-erp from ${lab.addr.onpremV6}:80 to ${lab.addr.onpremNetV6}\n`);
       const v6 = await lab.run('app', ['curl', '-sS', '--max-time', '3', `http://[${lab.addr.onpremV6}]/`], {
         reject: false,
       });
@@ -317,6 +325,12 @@ describe('lab teardown with onprem', () => {
     const extra = await createLab({ onprem: true, ipv6: false });
     expect(listNamespaces()).toEqual(expect.arrayContaining([extra.app, extra.net, extra.onprem]));
     await extra.startHttpServer({ ns: 'onprem', body: 'x' });
+    const addrs = (await extra.run('onprem', ['ip', '-o', 'addr'])).stdout;
+    expect(addrs).toContain(`inet ${extra.addr.onpremV4}/24`);
+    expect(addrs).not.toContain('inet6'); // ipv6: false reaches the onprem namespace too
+    expect((await extra.run('net', ['curl', '-sS', `http://${extra.addr.onpremV4}/`])).stdout).toContain(
+      'x from',
+    );
     await extra.destroy();
     expect(listNamespaces().filter((n) => n.startsWith(extra.id))).toEqual([]);
 

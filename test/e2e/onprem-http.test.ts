@@ -289,7 +289,10 @@ describe('OnPremise HTTP through the connectivity proxy', () => {
   });
 
   test('technical user propagation: the technical client arrives as the principal', async () => {
-    const seen = JSON.parse((await curl(['http://erp-tech/t'])).stdout) as Echo;
+    // an app's own Authorization is dropped (the proxy would refuse it with propagation: 400)
+    const seen = JSON.parse(
+      (await curl(['-H', 'Authorization: Bearer app-token', 'http://erp-tech/t'])).stdout,
+    ) as Echo;
     expect(header(seen, 'x-onprem-principal-type')).toEqual(['technical']);
     expect(header(seen, 'x-onprem-principal')).toEqual(['tech-client']);
   });
@@ -318,6 +321,29 @@ describe('OnPremise HTTP through the connectivity proxy', () => {
       byGrant: Record<string, number>;
     };
     expect(stats.byGrant.client_credentials).toBe(2);
+  });
+
+  test('WebSocket through the connectivity proxy: frames echo both ways, each user on a connection of their own', async () => {
+    const script = `
+      const [url, jwt] = process.argv.slice(1);
+      const ws = new WebSocket(url, jwt ? { headers: { authorization: 'Bearer ' + jwt } } : undefined);
+      ws.onopen = () => ws.send('hello onprem');
+      ws.onmessage = (e) => { console.log(String(e.data)); ws.close(1000); };
+      ws.onerror = (e) => { console.log('error ' + (e.message ?? '')); process.exit(1); };
+      ws.onclose = () => process.exit(0);
+      setTimeout(() => { console.log('timeout'); process.exit(2); }, 10000);
+    `;
+    const run = (url: string, jwt?: string) =>
+      lab.run('app', ['node', '-e', script, url, ...(jwt ? [jwt] : [])], { uid: APP_UID, reject: false });
+    expect((await run('ws://erp/ws')).stdout.trim()).toBe('hello onprem');
+    const before = await cpStats();
+    const [a, b] = await Promise.all([run('ws://erp-pp/ws', jwts.alice), run('ws://erp-pp/ws', jwts.bob)]);
+    expect(a.stdout.trim()).toBe('hello onprem');
+    expect(b.stdout.trim()).toBe('hello onprem');
+    const after = await cpStats();
+    expect(after.violations).toBe(0);
+    expect(after.byPrincipal.alice).toBe((before.byPrincipal.alice ?? 0) + 1);
+    expect(after.byPrincipal.bob).toBe((before.byPrincipal.bob ?? 0) + 1);
   });
 
   test('token service down: the cached token keeps working', async () => {

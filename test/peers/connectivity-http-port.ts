@@ -173,7 +173,6 @@ export function createHttpPort(ctx: ProxyContext): http.Server {
     if (head.length > 0) upstream.write(head);
     upstream.on('error', () => socket.destroy());
     socket.on('close', () => upstream.destroy());
-    upstream.on('close', () => socket.destroy());
     socket.pipe(upstream);
     upstream.pipe(socket);
   }

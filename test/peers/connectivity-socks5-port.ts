@@ -34,7 +34,7 @@ export interface SocksPort {
 export function createSocksPort(ctx: ProxyContext): SocksPort {
   const { stats } = ctx;
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     stats.socksSessions++;
@@ -47,6 +47,7 @@ export function createSocksPort(ctx: ProxyContext): SocksPort {
     let claims: JwtClaims | undefined;
     let authProblem: string | undefined;
     let locationId = '';
+    let clientEnded = false;
     socket.on('error', () => socket.destroy());
     socket.setTimeout(HANDSHAKE_IDLE_MS, () => socket.destroy());
     const finish = (code: number): void => {
@@ -103,7 +104,11 @@ export function createSocksPort(ctx: ProxyContext): SocksPort {
         if (!found.ok) return finish(SOCKS_REPLY.NETWORK_UNREACHABLE);
         const system = resolveSystem(found.location, r.host, r.port, 'tcp');
         if (!system.ok) return finish(SOCKS_REPLY.FORBIDDEN);
-        const upstream = net.connect({ host: system.system.internalHost, port: system.system.internalPort });
+        const upstream = net.connect({
+          host: system.system.internalHost,
+          port: system.system.internalPort,
+          allowHalfOpen: true,
+        });
         upstream.setTimeout(BACKEND_CONNECT_TIMEOUT_MS, () => upstream.destroy(new Error('timeout')));
         upstream.once('error', () => {
           if (stage === 'connecting') finish(SOCKS_REPLY.HOST_UNREACHABLE);
@@ -120,9 +125,11 @@ export function createSocksPort(ctx: ProxyContext): SocksPort {
           socket.off('data', onData); // from here on, pipe() moves the bytes
           if (buf.length > 0) upstream.write(buf);
           buf = Buffer.alloc(0);
+          if (clientEnded) upstream.end(); // the client half-closed before the pipe existed
+          // half-closes travel through (pipe ends the other side); errors and a vanished client end both
           socket.pipe(upstream);
           upstream.pipe(socket);
-          upstream.on('close', () => socket.destroy());
+          upstream.on('error', () => socket.destroy());
           socket.on('close', () => upstream.destroy());
         });
       }
@@ -134,6 +141,11 @@ export function createSocksPort(ctx: ProxyContext): SocksPort {
       void step().catch(() => socket.destroy());
     };
     socket.on('data', onData);
+    socket.on('end', () => {
+      clientEnded = true;
+      // mid-handshake with nothing more to come: give up (while connecting, the outcome still answers)
+      if (stage === 'greeting' || stage === 'auth' || stage === 'request') socket.destroy();
+    });
   }
 
   return {

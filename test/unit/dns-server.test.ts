@@ -335,7 +335,13 @@ describe('robustness', () => {
     await ask(s, makeQuery('orders', TYPE.A));
     const metrics = await registry.metrics();
     expect(metrics).toContain('detour_dns_queries_total{source="local",rcode="NOERROR",type="A"} 2');
+    // Tallies reach prom-client at each scrape, each query once.
+    await ask(s, makeQuery('orders', TYPE.A));
+    await ask(s, makeQuery('orders', TYPE.TXT));
+    const again = await registry.metrics();
+    expect(again).toContain('detour_dns_queries_total{source="local",rcode="NOERROR",type="A"} 3');
+    expect(again).toContain('detour_dns_queries_total{source="local",rcode="NOERROR",type="TXT"} 1');
     expect(lines.find((l) => l.msg === 'dns listening')).toMatchObject({ component: 'dns' });
-    expect(lines.filter((l) => l.msg === 'dns query')).toHaveLength(2);
+    expect(lines.filter((l) => l.msg === 'dns query')).toHaveLength(4);
   });
 });

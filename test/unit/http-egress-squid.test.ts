@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { resolveEgressProxy } from '../../dataplane/egress/config.js';
+import { createUndiciTokenFetch } from '../../dataplane/auth/token-http.js';
 import { createEgressProxies } from '../../dataplane/egress/egress-proxies.js';
 import { createCa, issueCertificate } from '../lab/certs.js';
 import { type Background, spawnBackground } from '../lab/exec.js';
@@ -223,6 +224,39 @@ describe('Internet destinations through squid', () => {
       }
     },
   );
+
+  test('token requests go through the proxy too (CONNECT), and fail clearly with wrong proxy credentials', async () => {
+    const proxies = createEgressProxies(resolveEgressProxy({ http: proxyUrl() }, {}));
+    const pick = (url: URL) => proxies.forTarget(url.hostname, Number(url.port), 'http');
+    const good = createUndiciTokenFetch({ proxyFor: pick });
+    const url = new URL(`http://127.0.0.1:${port(plain)}/oauth/token`);
+    const res = await good.fetch({
+      url,
+      headers: {},
+      body: 'grant_type=client_credentials',
+      connectTimeoutMs: 5000,
+      readTimeoutMs: 5000,
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe(`POST /oauth/token host=127.0.0.1:${port(plain)}`);
+    await good.close();
+    await waitFor('the CONNECT log line', () =>
+      squid.accessLog().includes(`CONNECT 127.0.0.1:${port(plain)} 200 alice`) ? true : undefined,
+    );
+    const wrong = createEgressProxies(resolveEgressProxy({ http: proxyUrl('bad-Pw-77') }, {}));
+    const bad = createUndiciTokenFetch({
+      proxyFor: (u) => wrong.forTarget(u.hostname, Number(u.port), 'http'),
+    });
+    const failure = await bad
+      .fetch({ url, headers: {}, body: '', connectTimeoutMs: 5000, readTimeoutMs: 5000 })
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    await bad.close();
+    expect(String(failure?.message)).toContain('407');
+    expect(String(failure?.message)).not.toContain('bad-Pw-77');
+  });
 
   test('NO_PROXY match → direct connection; squid never sees it', async () => {
     const before = squid.accessLog();

@@ -257,7 +257,7 @@ describe('OnPremise through the connectivity proxy', () => {
     expect(cp.seen).toHaveLength(0);
   });
 
-  test('technical user propagation sends the technical token, per-token connections', async () => {
+  test('technical user propagation sends the technical token (a forged one from the app is replaced)', async () => {
     const proxy = await start(erp({ authentication: 'OAuth2TechnicalUserPropagation' }), {
       destinationAuth: fakeAuth(async () => ({
         headers: [['sap-connectivity-technical-authentication', 'Bearer tech-token']],

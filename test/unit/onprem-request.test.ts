@@ -138,12 +138,16 @@ describe('technical user propagation', () => {
     const d = onPremise({ authentication: 'OAuth2TechnicalUserPropagation' });
     const r = build(
       d,
-      [['SAP-Connectivity-Technical-Authentication', 'Bearer forged']],
+      [
+        ['SAP-Connectivity-Technical-Authentication', 'Bearer forged'],
+        ['Authorization', 'Bearer app'],
+      ],
       [['sap-connectivity-technical-authentication', 'Bearer tech-1']],
     );
     if ('missingUserToken' in r) throw new Error('unexpected');
     expect(value(r.headers, 'sap-connectivity-technical-authentication')).toEqual(['Bearer tech-1']);
     expect(r.identity).toBe('technical Bearer tech-1');
+    expect(names(r.headers)).not.toContain('authorization');
   });
 });
 

@@ -514,6 +514,28 @@ describe('SOCKS5 port', () => {
     expect(raw.subarray(14).toString()).toMatch(/^HTTP\/1\.1 200/);
   });
 
+  test('a client that half-closes after its request still gets the whole answer', async () => {
+    const all = Buffer.concat([
+      Buffer.from([0x05, 0x01, 0x80]),
+      buildJwtAuthFrame(tokens.cp!),
+      buildConnectRequest('tcp.internal', 7000),
+      // keep-alive: only the client's half-close can make the backend close
+      Buffer.from('GET /bytes/200000 HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n'),
+    ]);
+    const received = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      const socket = net.connect({ host: '127.0.0.1', port: cp.socksPort, allowHalfOpen: true }, () =>
+        socket.end(all),
+      );
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    const http = received.subarray(14).toString('latin1');
+    expect(http).toMatch(/^HTTP\/1\.[01] 200/);
+    expect(http.length - http.indexOf('\r\n\r\n') - 4).toBe(200_000);
+  });
+
   test('a location id in the frame selects the Cloud Connector; unknown or disconnected → 0x03', async () => {
     expect(await session({ location: 'nowhere' })).toMatchObject({ auth: '0100', reply: '03' });
     expect(await session({ location: 'offline' })).toMatchObject({
@@ -551,6 +573,30 @@ describe('SOCKS5 port', () => {
       replyName: 'CONNECTION_REFUSED',
     });
     expect(cpStrictConnect.stats().socksReplies.CONNECTION_REFUSED).toBe(1);
+  });
+
+  test("SAP's known-good 177-byte frame, built by hand, is read as a frame (its fake JWT then fails: 01 01)", async () => {
+    const fakeJwt = `eyJhbGciOiJSUzI1NiJ9.${'a'.repeat(123)}.${'s'.repeat(10)}`;
+    expect(fakeJwt).toHaveLength(155);
+    const frame = Buffer.concat([
+      Buffer.from([0x01, 0x00, 0x00, 0x00, 0x9b]),
+      Buffer.from(fakeJwt, 'latin1'),
+      Buffer.from([0x10]),
+      Buffer.from('Y2xvdWQtc2RrLWpz', 'latin1'),
+    ]);
+    expect(frame).toHaveLength(177);
+    const answer = await exchangeUntilEnd(
+      cp.socksPort,
+      Buffer.concat([Buffer.from([0x05, 0x01, 0x80]), frame]),
+    );
+    expect(answer).toEqual({ data: Buffer.from([0x05, 0x80, 0x01, 0x01]), peerEnded: true });
+    // the same frame one byte short is incomplete: no answer to it until the client gives up
+    const short = await exchange(
+      cp.socksPort,
+      Buffer.concat([Buffer.from([0x05, 0x01, 0x80]), frame.subarray(0, 176)]),
+      500,
+    );
+    expect(short).toEqual(Buffer.from([0x05, 0x80]));
   });
 
   test('method 0x80 not offered → 05 FF and closed', async () => {
