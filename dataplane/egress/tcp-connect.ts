@@ -81,15 +81,37 @@ export function connectivityProxyAuth(token: string | undefined, locationId: str
   return { method: 'sap-jwt', token: token ?? '', ...(locationId ? { locationId } : {}) };
 }
 
+/**
+ * The token, within `timeoutMs` (the destination's connect timeout covers it too; a fetch that takes
+ * longer goes on in the background and fills the cache for the next connection).
+ */
 async function connectivityProxyToken(
   proxy: ConnectivityProxy,
   tenant: string | undefined,
+  timeoutMs: number,
   rejected?: string,
 ): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new TcpEgressError('token', `no token for the connectivity proxy within ${timeoutMs} ms`, {
+            code: 'ETIMEDOUT',
+          }),
+        ),
+      timeoutMs,
+    );
+  });
+  const fetching = proxy.token(tenant, rejected === undefined ? undefined : { rejected });
+  fetching.catch(() => {}); // a failure after the deadline is nobody's to handle
   try {
-    return await proxy.token(tenant, rejected === undefined ? undefined : { rejected });
+    return await Promise.race([fetching, deadline]);
   } catch (error) {
+    if (error instanceof TcpEgressError) throw error;
     throw new TcpEgressError('token', `cannot get a token for the connectivity proxy: ${messageOf(error)}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -104,7 +126,7 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
   const { route, target, timeoutMs } = request;
   try {
     if (route.kind === 'connectivity-proxy') {
-      const token = await connectivityProxyToken(route.proxy, request.tenant);
+      const token = await connectivityProxyToken(route.proxy, request.tenant, timeoutMs);
       const through = (jwt: string | undefined) =>
         connectSocks5({
           proxy: { host: route.proxy.host, port: route.proxy.socks5Port },
@@ -117,7 +139,7 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
       } catch (error) {
         if (token === undefined || !tokenRefused(error)) throw error;
         // Refused (revoked, or expired early): once more with a new token, as the HTTP path does.
-        const fresh = await connectivityProxyToken(route.proxy, request.tenant, token);
+        const fresh = await connectivityProxyToken(route.proxy, request.tenant, timeoutMs, token);
         if (fresh === undefined || fresh === token) throw error;
         return await through(fresh);
       }

@@ -259,6 +259,21 @@ describe('pipeTcpDestination through proxies', () => {
     expect(proxy.recorded).toHaveLength(2);
   });
 
+  test('OnPremise, a token service that does not answer: reset after the connect timeout', async () => {
+    const proxy = await startScriptedSocks5({});
+    const dp = await startDataplane(tcp({ proxyType: 'OnPremise' }), {
+      connectivityProxy: connectivityProxy(proxy.port, () => new Promise<string>(() => {})),
+      connectTimeoutMs: 300,
+    });
+    expect((await talk(dp.port)).error).toBe('ECONNRESET');
+    expect(await failed(dp.lines)).toMatchObject({
+      stage: 'token',
+      kind: 'token-service',
+      reason: 'no token for the connectivity proxy within 300 ms',
+    });
+    expect(proxy.recorded).toHaveLength(0);
+  });
+
   test('OnPremise, connectivity proxy down: reset and a line naming the proxy', async () => {
     const port = await listen(net.createServer());
     cleanups.splice(0).forEach((fn) => fn());
