@@ -1,0 +1,174 @@
+// `npm run bench`: builds the lab, measures every path side by side, writes results.json, results.md
+// and latency.png to bench/results/<timestamp>/, prints the Markdown, and tears the lab down (also on
+// failure, Ctrl-C, or when the run overstays its time limit).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { writeChartInputs, type ChartPanel } from './chart.js';
+import { renderMarkdown, type RunInfo } from './markdown.js';
+import { RUNNERS, type MeasureOutput } from './measures.js';
+import { MEASURES, parseOptions, UsageError, type BenchOptions } from './options.js';
+import { rssBytes } from './proc.js';
+import { evaluate, type Metric } from './report.js';
+import { buildWorld, PEERS, repoRoot, type World } from './world.js';
+
+const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+
+function timestamp(d: Date): string {
+  return d.toISOString().replace(/[:]/g, '-').replace(/\..*$/, 'Z');
+}
+
+function version(argv: string[], re: RegExp): string {
+  try {
+    const out = execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return re.exec(out)?.[1] ?? '?';
+  } catch (e) {
+    const err = e as { stderr?: string; stdout?: string };
+    return re.exec(`${err.stdout ?? ''}${err.stderr ?? ''}`)?.[1] ?? '?';
+  }
+}
+
+function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} cores (${cpus[0]?.model.trim() ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start`;
+}
+
+/** Time limit of the whole run: set-up, every measure on every path, teardown; generous on purpose. */
+export function timeLimitS(opts: BenchOptions): number {
+  const perPath = opts.durationS * 3 + 10;
+  return 120 + opts.only.length * 2 * 4 * perPath;
+}
+
+async function warmUp(world: World, opts: BenchOptions): Promise<void> {
+  const seconds = Math.max(1, Math.round(opts.warmupS));
+  for (const p of world.paths) {
+    const headers = p.http.headers.flatMap((h) => ['-H', h]);
+    await world.lab.run('app', ['wrk', '-t1', '-c8', `-d${seconds}s`, ...headers, p.http.url], { uid: p.uid, timeoutMs: seconds * 3000 + 20_000, reject: false });
+  }
+}
+
+function idleRss(world: World): Metric {
+  return {
+    id: 'rss-idle',
+    section: 'Forwarder memory',
+    title: 'Forwarder RSS, idle (after warm-up, no load)',
+    unit: 'MB',
+    better: 'lower',
+    digits: 1,
+    peers: [...PEERS],
+    rows: world.paths
+      .filter((p) => p.name !== 'direct')
+      .map((p) => ({ path: p.name, value: rssBytes(p.pids()) / 2 ** 20 })),
+  };
+}
+
+async function main(): Promise<number> {
+  let opts: BenchOptions;
+  try {
+    opts = parseOptions(process.argv.slice(2), join(repoRoot(), 'bench', 'results'));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  const started = new Date();
+  const dir = join(opts.outDir, timestamp(started));
+  mkdirSync(dir, { recursive: true });
+  const info: RunInfo = {
+    date: started.toISOString().replace(/\.\d+Z$/, 'Z'),
+    machine: machine(),
+    durationS: opts.durationS,
+    quick: opts.quick,
+    rate: opts.rate,
+    notes: [
+      'Client, forwarder and upstream share the same cores; other work on this machine makes the figures noisy — compare ratios from one run, not absolute numbers across runs.',
+      `Forwarders: detour dataplane (node ${process.versions.node}, one event loop, --log-level warn), haproxy ${version(['haproxy', '-v'], /version (\S+)/)} (nbthread 1), nginx ${version(['nginx', '-v'], /nginx\/(\S+)/)} (1 worker); access logs off on all three.`,
+      'Upstream: nginx (1 worker) in the net namespace, answering only requests whose Authorization carries a token the token server issued; a path that does not inject it shows up as errors.',
+    ],
+  };
+  let world: World | undefined;
+  let stopping = false;
+  const abort = (why: string, code: number): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${why}: tearing the lab down`);
+    void (world?.destroy() ?? Promise.resolve()).finally(() => process.exit(code));
+  };
+  process.once('SIGINT', () => abort('interrupted', 130));
+  process.once('SIGTERM', () => abort('terminated', 143));
+  const limit = setTimeout(() => abort(`time limit of ${timeLimitS(opts)} s reached`, 4), timeLimitS(opts) * 1000);
+  limit.unref();
+
+  const metrics: Metric[] = [];
+  const raw: Record<string, unknown> = {};
+  const panels: ChartPanel[] = [];
+  try {
+    world = await buildWorld(log);
+    if (opts.only.some((m) => m.startsWith('http'))) {
+      log(`warming up every HTTP path (${opts.warmupS} s each)`);
+      await warmUp(world, opts);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    metrics.push(idleRss(world));
+    for (const id of opts.only) {
+      if (stopping) break;
+      log(`measuring ${id}`);
+      let out: MeasureOutput;
+      try {
+        out = await RUNNERS[id]({ world, opts, log });
+      } catch (e) {
+        log(`${id} failed: ${(e as Error).message}`);
+        raw[id] = { error: (e as Error).message };
+        continue;
+      }
+      metrics.push(...out.metrics);
+      raw[id] = out.raw;
+      if (out.samples && Object.keys(out.samples).length > 0)
+        panels.push({
+          title: id === 'http-rate' ? `HTTP at ${opts.rate} req/s (auth injected)` : `plain TCP forwarding at ${opts.rate} req/s`,
+          series: out.samples,
+        });
+    }
+  } finally {
+    if (!stopping) await world?.destroy();
+  }
+  if (stopping) return 1;
+
+  const cores = os.cpus().length;
+  const evaluated = metrics.map((m) => evaluate(m, cores));
+  const markdown = renderMarkdown(info, evaluated);
+  writeFileSync(join(dir, 'results.md'), markdown);
+  writeFileSync(
+    join(dir, 'results.json'),
+    JSON.stringify({ ...info, finished: new Date().toISOString(), options: opts, measures: MEASURES.filter((m) => opts.only.includes(m)), metrics: evaluated, raw }, null, 2) + '\n',
+  );
+  if (panels.length > 0) {
+    const script = writeChartInputs(panels, dir, join(dir, 'latency.png'));
+    try {
+      execFileSync('gnuplot', [script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      log(`gnuplot failed: ${String((e as { stderr?: Buffer }).stderr ?? e)}`);
+    }
+  }
+  process.stdout.write(markdown);
+  log(`results in ${dir}`);
+  const failed = evaluated.flatMap((m) => m.rows.filter((r) => r.failure).map((r) => `${m.id}/${r.path}: ${r.failure}`));
+  const missingMeasures = opts.only.filter((id) => (raw[id] as { error?: string } | undefined)?.error);
+  if (failed.length > 0 || missingMeasures.length > 0) {
+    for (const f of [...new Set(failed)]) log(`failed: ${f}`);
+    for (const m of missingMeasures) log(`measure failed: ${m}`);
+    return 3;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log(`failed: ${(e as Error).stack ?? String(e)}`);
+    process.exit(1);
+  },
+);
