@@ -31,7 +31,8 @@ export function gnuplotScript(panels: ChartPanel[], files: Record<string, string
     'set logscale x',
     'set logscale y',
     'set xrange [1:*]',
-    'set xtics ("0%" 1, "50%" 2, "90%" 10, "99%" 100, "99.9%" 1000, "99.99%" 10000)',
+    // tic labels are printf formats: %% is a percent sign
+    'set xtics ("0%%" 1, "50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000)',
     'set xlabel "percentile"',
     'set ylabel "latency (ms)"',
     'set grid',

@@ -26,7 +26,8 @@ const TOKEN = /^[A-Za-z0-9._~+/=-]+$/;
 const PLAIN = /^[A-Za-z0-9._:/-]+$/;
 
 function checked(what: string, value: string, re: RegExp): string {
-  if (!re.test(value)) throw new Error(`bench config: ${what} ${JSON.stringify(value)} must match ${re.source}`);
+  if (!re.test(value))
+    throw new Error(`bench config: ${what} ${JSON.stringify(value)} must match ${re.source}`);
   return value;
 }
 
@@ -59,6 +60,7 @@ http {
   access_log off;
 ${tempPaths(dir)}
   keepalive_requests 1000000;
+  map_hash_bucket_size 256;
   map $http_authorization $bench_authorized {
     default 0;
     include ${checked('tokens file', opts.tokensFile, PLAIN)};
@@ -204,7 +206,11 @@ export function destinationsYaml(opts: {
 }
 
 /** dnsmasq answering `records` (name → IPv4) itself, nothing else, in the foreground. */
-export function dnsmasqArgs(opts: { listen: string; port: number; records: Record<string, string> }): string[] {
+export function dnsmasqArgs(opts: {
+  listen: string;
+  port: number;
+  records: Record<string, string>;
+}): string[] {
   return [
     'dnsmasq',
     '--keep-in-foreground',

@@ -33,10 +33,13 @@ function cell(text: string): string {
 }
 
 function rowLine(m: EvaluatedMetric, r: EvaluatedRow): string {
-  const figure = r.value === null ? (r.failure ? `failed: ${r.failure}` : 'n/a') : formatNumber(r.value, m.digits);
+  const figure =
+    r.value === null ? (r.failure ? `failed: ${r.failure}` : 'n/a') : formatNumber(r.value, m.digits);
   const peer = r.vsBestPeer ? `${times(r.vsBestPeer.ratio)} ${r.vsBestPeer.peer}` : '—';
   const target =
-    m.verdict && m.target?.path === r.path ? verdictText(m.verdict, m.digits, m.unit, m.target.of !== undefined) : '';
+    m.verdict && m.target?.path === r.path
+      ? verdictText(m.verdict, m.digits, m.unit, m.target.of !== undefined)
+      : '';
   const errors = r.errors === undefined ? '' : String(r.errors);
   return `| ${r.path} | ${cell(figure)} | ${m.reference ? times(r.vsReference) : '—'} | ${peer} | ${errors} | ${cell(target)} |`;
 }
@@ -61,9 +64,15 @@ export function summaryTable(metrics: EvaluatedMetric[]): string {
     const v = m.verdict as Verdict;
     const ofPeer = m.target?.of !== undefined;
     const actual =
-      v.actual === null ? 'no figure' : ofPeer ? times(v.actual) : `${formatNumber(v.actual, m.digits)} ${m.unit}`;
+      v.actual === null
+        ? 'no figure'
+        : ofPeer
+          ? times(v.actual)
+          : `${formatNumber(v.actual, m.digits)} ${m.unit}`;
     const status = v.status === 'pass' ? 'pass' : v.status === 'miss' ? '**miss**' : 'unknown';
-    lines.push(`| ${cell(m.title)} | ${cell(v.target)} | ${status} (${actual}) | ${cell(v.limitedBy ?? '')} |`);
+    lines.push(
+      `| ${cell(m.title)} | ${cell(v.target)} | ${status} (${actual}) | ${cell(v.limitedBy ?? '')} |`,
+    );
   }
   return lines.join('\n');
 }

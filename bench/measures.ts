@@ -80,7 +80,16 @@ const wholeSeconds = (s: number): number => Math.max(1, Math.round(s));
 
 async function wrk(ctx: Ctx, path: PathSpec, seconds: number, connections: number, extra: string[] = []) {
   const d = wholeSeconds(seconds);
-  const argv = ['wrk', '-t1', `-c${connections}`, `-d${d}s`, '--latency', ...headerArgs(path.http), ...extra, path.http.url];
+  const argv = [
+    'wrk',
+    '-t1',
+    `-c${connections}`,
+    `-d${d}s`,
+    '--latency',
+    ...headerArgs(path.http),
+    ...extra,
+    path.http.url,
+  ];
   const r = await client(ctx, path, argv, d);
   return parseWrk(r.stdout + r.stderr);
 }
@@ -128,7 +137,18 @@ async function tcpThroughput(ctx: Ctx): Promise<MeasureOutput> {
       const iperf = p.iperf;
       const run = await sampled(p, async () => {
         const d = wholeSeconds(ctx.opts.durationS);
-        const argv = ['iperf3', '-c', iperf.host, '-p', String(iperf.port), '-t', String(d), '--json', '--connect-timeout', '3000'];
+        const argv = [
+          'iperf3',
+          '-c',
+          iperf.host,
+          '-p',
+          String(iperf.port),
+          '-t',
+          String(d),
+          '--json',
+          '--connect-timeout',
+          '3000',
+        ];
         if (streams > 1) argv.push('-P', String(streams));
         for (let attempt = 1; ; attempt++) {
           // iperf3 -s serves one test at a time; one that is still being torn down answers "busy".
@@ -143,7 +163,9 @@ async function tcpThroughput(ctx: Ctx): Promise<MeasureOutput> {
       });
       raw[`${p.name}-${streams}`] = run.result ?? run.failure;
       rows.push(row(p.name, run.result ? run.result.bitsPerSecond / 1e9 : null, run));
-      ctx.log(`tcp ${streams} stream(s) ${p.name}: ${run.result ? (run.result.bitsPerSecond / 1e9).toFixed(2) + ' Gbit/s' : run.failure}`);
+      ctx.log(
+        `tcp ${streams} stream(s) ${p.name}: ${run.result ? (run.result.bitsPerSecond / 1e9).toFixed(2) + ' Gbit/s' : run.failure}`,
+      );
     }
     metrics.push({
       id: `tcp-throughput-${streams}`,
@@ -179,13 +201,24 @@ async function tcpLatency(ctx: Ctx): Promise<MeasureOutput> {
     if (s) samples[p.name] = s.log.latenciesUs;
     p50.push(row(p.name, s ? ms(s.latency.p50) : null, run, s?.summary.errors, s?.summary.total));
     p99.push(row(p.name, s ? ms(s.latency.p99) : null, run, s?.summary.errors, s?.summary.total));
-    ctx.log(`tcp latency ${p.name}: ${s ? `p50 ${ms(s.latency.p50).toFixed(3)} ms, p99 ${ms(s.latency.p99).toFixed(3)} ms` : run.failure}`);
+    ctx.log(
+      `tcp latency ${p.name}: ${s ? `p50 ${ms(s.latency.p50).toFixed(3)} ms, p99 ${ms(s.latency.p99).toFixed(3)} ms` : run.failure}`,
+    );
   }
   const direct = p50.find((r) => r.path === 'direct')?.value ?? null;
   const added: Row[] = p50
     .filter((r) => r.path !== 'direct')
-    .map((r) => ({ ...r, value: r.value === null || direct === null ? null : Math.max(0, r.value - direct) }));
-  const common = { section: `TCP forwarding: request latency at ${ctx.opts.rate} req/s (h2load over plain TCP)`, unit: 'ms', better: 'lower' as const, digits: 3, peers: PEERS };
+    .map((r) => ({
+      ...r,
+      value: r.value === null || direct === null ? null : Math.max(0, r.value - direct),
+    }));
+  const common = {
+    section: `TCP forwarding: request latency at ${ctx.opts.rate} req/s (h2load over plain TCP)`,
+    unit: 'ms',
+    better: 'lower' as const,
+    digits: 3,
+    peers: PEERS,
+  };
   return {
     raw,
     samples,
@@ -217,7 +250,11 @@ function resourceMetrics(
   });
   const rss: Row[] = forwarders.map((name) => {
     const r = runs[name]!;
-    return { path: name, value: r.usage.maxRssBytes > 0 ? r.usage.maxRssBytes / 2 ** 20 : null, usage: usageOf(r.usage) };
+    return {
+      path: name,
+      value: r.usage.maxRssBytes > 0 ? r.usage.maxRssBytes / 2 ** 20 : null,
+      usage: usageOf(r.usage),
+    };
   });
   return [
     {
@@ -260,17 +297,47 @@ async function httpSaturation(ctx: Ctx): Promise<MeasureOutput> {
     p50.push(row(p.name, w ? ms(w.latencyUs.p50) : null, run, w?.errors, total));
     p99.push(row(p.name, w ? ms(w.latencyUs.p99) : null, run, w?.errors, total));
     if (p.name !== 'direct') res[p.name] = { usage: run.usage, requests: w?.requests ?? 0, failed: !w };
-    ctx.log(`http saturation ${p.name}: ${w ? `${w.requestsPerSecond.toFixed(0)} req/s, errors ${w.errors}` : run.failure}`);
+    ctx.log(
+      `http saturation ${p.name}: ${w ? `${w.requestsPerSecond.toFixed(0)} req/s, errors ${w.errors}` : run.failure}`,
+    );
   }
   const section = `HTTP with Authorization injected, at saturation (wrk, ${HTTP_CONNECTIONS} keep-alive connections)`;
   const common = { section, reference: 'direct', peers: PEERS };
-  const co = "wrk is closed-loop: its percentiles leave out the requests a stalled connection did not send (coordinated omission)";
+  const co =
+    'wrk is closed-loop: its percentiles leave out the requests a stalled connection did not send (coordinated omission)';
   return {
     raw,
     metrics: [
-      { ...common, id: 'http-rps', title: 'HTTP requests/s at saturation', unit: 'req/s', better: 'higher', digits: 0, rows: rps, target: { path: 'detour', op: '>=', factor: 1.0, of: 'nginx' } },
-      { ...common, id: 'http-saturation-p50', title: 'HTTP latency p50 at saturation', unit: 'ms', better: 'lower', digits: 3, rows: p50, note: co },
-      { ...common, id: 'http-saturation-p99', title: 'HTTP latency p99 at saturation', unit: 'ms', better: 'lower', digits: 3, rows: p99, note: co },
+      {
+        ...common,
+        id: 'http-rps',
+        title: 'HTTP requests/s at saturation',
+        unit: 'req/s',
+        better: 'higher',
+        digits: 0,
+        rows: rps,
+        target: { path: 'detour', op: '>=', factor: 1.0, of: 'nginx' },
+      },
+      {
+        ...common,
+        id: 'http-saturation-p50',
+        title: 'HTTP latency p50 at saturation',
+        unit: 'ms',
+        better: 'lower',
+        digits: 3,
+        rows: p50,
+        note: co,
+      },
+      {
+        ...common,
+        id: 'http-saturation-p99',
+        title: 'HTTP latency p99 at saturation',
+        unit: 'ms',
+        better: 'lower',
+        digits: 3,
+        rows: p99,
+        note: co,
+      },
       ...resourceMetrics(section, 'at saturation', res, {}),
     ],
   };
@@ -293,8 +360,11 @@ async function httpRate(ctx: Ctx): Promise<MeasureOutput> {
     p50.push(row(p.name, s ? ms(s.latency.p50) : null, run, errors, total));
     p99.push(row(p.name, s ? ms(s.latency.p99) : null, run, errors, total));
     achieved.push(row(p.name, s?.summary.requestsPerSecond ?? null, run, errors, total));
-    if (p.name !== 'direct') res[p.name] = { usage: run.usage, requests: s?.summary.status['2xx'] ?? 0, failed: !s };
-    ctx.log(`http ${ctx.opts.rate} req/s ${p.name}: ${s ? `p50 ${ms(s.latency.p50).toFixed(3)} ms, p99 ${ms(s.latency.p99).toFixed(3)} ms, errors ${s.summary.errors}` : run.failure}`);
+    if (p.name !== 'direct')
+      res[p.name] = { usage: run.usage, requests: s?.summary.status['2xx'] ?? 0, failed: !s };
+    ctx.log(
+      `http ${ctx.opts.rate} req/s ${p.name}: ${s ? `p50 ${ms(s.latency.p50).toFixed(3)} ms, p99 ${ms(s.latency.p99).toFixed(3)} ms, errors ${s.summary.errors}` : run.failure}`,
+    );
   }
   const section = `HTTP with Authorization injected, at a fixed ${ctx.opts.rate} req/s (h2load, ${RATE_CLIENTS} keep-alive connections)`;
   const common = { section, reference: 'direct', peers: PEERS };
@@ -302,8 +372,24 @@ async function httpRate(ctx: Ctx): Promise<MeasureOutput> {
     raw,
     samples,
     metrics: [
-      { ...common, id: 'http-rate-achieved', title: 'HTTP requests/s achieved', unit: 'req/s', better: 'higher', digits: 0, rows: achieved },
-      { ...common, id: 'http-rate-p50', title: `HTTP latency p50 at ${ctx.opts.rate} req/s`, unit: 'ms', better: 'lower', digits: 3, rows: p50 },
+      {
+        ...common,
+        id: 'http-rate-achieved',
+        title: 'HTTP requests/s achieved',
+        unit: 'req/s',
+        better: 'higher',
+        digits: 0,
+        rows: achieved,
+      },
+      {
+        ...common,
+        id: 'http-rate-p50',
+        title: `HTTP latency p50 at ${ctx.opts.rate} req/s`,
+        unit: 'ms',
+        better: 'lower',
+        digits: 3,
+        rows: p50,
+      },
       {
         ...common,
         id: 'http-rate-p99',
@@ -323,11 +409,23 @@ async function httpConnections(ctx: Ctx): Promise<MeasureOutput> {
   const raw: Record<string, unknown> = {};
   const rows: Row[] = [];
   for (const p of ctx.world.paths) {
-    const run = await sampled(p, () => wrk(ctx, p, ctx.opts.durationS, CLOSE_CONNECTIONS, ['-H', 'Connection: close']));
+    const run = await sampled(p, () =>
+      wrk(ctx, p, ctx.opts.durationS, CLOSE_CONNECTIONS, ['-H', 'Connection: close']),
+    );
     const w = run.result;
     raw[p.name] = w ?? run.failure;
-    rows.push(row(p.name, w?.requestsPerSecond ?? null, run, w?.errors, w ? w.requests + w.socketErrors.connect : undefined));
-    ctx.log(`new connections ${p.name}: ${w ? `${w.requestsPerSecond.toFixed(0)}/s, errors ${w.errors}` : run.failure}`);
+    rows.push(
+      row(
+        p.name,
+        w?.requestsPerSecond ?? null,
+        run,
+        w?.errors,
+        w ? w.requests + w.socketErrors.connect : undefined,
+      ),
+    );
+    ctx.log(
+      `new connections ${p.name}: ${w ? `${w.requestsPerSecond.toFixed(0)}/s, errors ${w.errors}` : run.failure}`,
+    );
   }
   return {
     raw,
@@ -361,7 +459,12 @@ async function dns(ctx: Ctx): Promise<MeasureOutput> {
   const p99: Row[] = [];
   const detour = ctx.world.paths.find((p) => p.name === 'detour')!;
   for (const s of ctx.world.dns.servers) {
-    const asPath: PathSpec = { ...detour, name: detour.name, uid: s.uid, pids: s.name === 'detour' ? detour.pids : () => [] };
+    const asPath: PathSpec = {
+      ...detour,
+      name: detour.name,
+      uid: s.uid,
+      pids: s.name === 'detour' ? detour.pids : () => [],
+    };
     const before = localDnsAnswers(await ctx.world.dataplaneMetrics());
     const out = join(ctx.world.clientDir, `dnsperf-${s.name}.txt`);
     const d = wholeSeconds(ctx.opts.durationS);
@@ -379,18 +482,39 @@ async function dns(ctx: Ctx): Promise<MeasureOutput> {
     if (r && s.name !== 'detour' && answered > r.completed * 0.01)
       run.failure = `the embedded DNS answered ${answered} queries meant for ${s.name}`;
     const latency = r ? summarize(r.latenciesUs) : undefined;
-    raw[s.name] = r ? { ...r, latenciesUs: undefined, latencyUs: latency, answeredByDataplane: answered } : run.failure;
+    raw[s.name] = r
+      ? { ...r, latenciesUs: undefined, latencyUs: latency, answeredByDataplane: answered }
+      : run.failure;
     qps.push(row(s.name, r?.queriesPerSecond ?? null, run, r?.errors, r?.sent));
     p99.push(row(s.name, latency ? ms(latency.p99) : null, run, r?.errors, r?.sent));
-    ctx.log(`dns ${s.name}: ${r ? `${r.queriesPerSecond.toFixed(0)} q/s, p99 ${latency ? ms(latency.p99).toFixed(3) : '?'} ms, errors ${r.errors}` : run.failure}`);
+    ctx.log(
+      `dns ${s.name}: ${r ? `${r.queriesPerSecond.toFixed(0)} q/s, p99 ${latency ? ms(latency.p99).toFixed(3) : '?'} ms, errors ${r.errors}` : run.failure}`,
+    );
   }
   const section = `DNS: local names (dnsperf, ${ctx.world.dns.names.length} names, up to 100 queries in flight)`;
   const common = { section, peers: ['dnsmasq'] };
   return {
     raw,
     metrics: [
-      { ...common, id: 'dns-qps', title: 'DNS queries/s (embedded DNS vs dnsmasq)', unit: 'queries/s', better: 'higher', digits: 0, rows: qps, target: { path: 'detour', op: '>=', factor: 0.5, of: 'dnsmasq' } },
-      { ...common, id: 'dns-p99', title: 'DNS latency p99 at saturation', unit: 'ms', better: 'lower', digits: 3, rows: p99 },
+      {
+        ...common,
+        id: 'dns-qps',
+        title: 'DNS queries/s (embedded DNS vs dnsmasq)',
+        unit: 'queries/s',
+        better: 'higher',
+        digits: 0,
+        rows: qps,
+        target: { path: 'detour', op: '>=', factor: 0.5, of: 'dnsmasq' },
+      },
+      {
+        ...common,
+        id: 'dns-p99',
+        title: 'DNS latency p99 at saturation',
+        unit: 'ms',
+        better: 'lower',
+        digits: 3,
+        rows: p99,
+      },
     ],
   };
 }

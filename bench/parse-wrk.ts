@@ -26,7 +26,8 @@ export function parseWrk(text: string): WrkResult {
   const seconds = (durationToUs(total[2] as string) ?? fail(`bad duration ${total[2]}`)) / 1e6;
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(text) ?? fail('no "Requests/sec:" line');
   const pct = (p: number): number => {
-    const m = new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(text) ?? fail(`no ${p}% latency (--latency missing?)`);
+    const m =
+      new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(text) ?? fail(`no ${p}% latency (--latency missing?)`);
     return durationToUs(m[1] as string) ?? fail(`bad latency ${m[1]}`);
   };
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);

@@ -9,7 +9,8 @@ export function parseCpuSeconds(stat: string): number {
   // fields after the name start at field 3 (state); utime and stime are fields 14 and 15
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unexpected /proc stat line: ${stat}`);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime))
+    throw new Error(`unexpected /proc stat line: ${stat}`);
   return (utime + stime) / CLOCK_TICKS;
 }
 
@@ -31,7 +32,11 @@ export function parseMachineCpu(stat: string): { busy: number; total: number } {
 /** Direct children of a process (e.g. nginx workers of the master). */
 export function childrenOf(pid: number): number[] {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }

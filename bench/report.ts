@@ -74,7 +74,7 @@ export function ratio(a: number, b: number): number | null {
   return b === 0 || !Number.isFinite(a) || !Number.isFinite(b) ? null : a / b;
 }
 
-export function bestPeer(metric: Metric): Row & { value: number } | undefined {
+export function bestPeer(metric: Metric): (Row & { value: number }) | undefined {
   const peers = metric.rows.filter((r) => metric.peers.includes(r.path)).filter(usable);
   if (peers.length === 0) return undefined;
   return peers.reduce((best, r) =>
@@ -91,15 +91,11 @@ export function limitNote(path: string, usage: Usage | undefined, cores: number)
   if (!usage) return `no process figures for ${path}`;
   const core = Math.round(usage.cpuCores * 100);
   const busy = Math.round(usage.machineBusy * 100);
-  const bound =
-    usage.cpuCores >= 0.85
-      ? `CPU-bound: its one event loop used ${core}% of a core`
-      : `${path} used ${core}% of a core (not CPU-bound itself)`;
-  const machine =
-    usage.machineBusy >= 0.9
-      ? `the machine's ${cores} cores were ${busy}% busy (client, forwarder and upstream share them)`
-      : `the machine's ${cores} cores were ${busy}% busy`;
-  return `${bound}; ${machine}`;
+  const machine = `the machine's ${cores} cores were ${busy}% busy`;
+  if (usage.cpuCores >= 0.85) return `${path} is CPU-bound: its process used ${core}% of a core; ${machine}`;
+  if (usage.machineBusy >= 0.9)
+    return `the cores are saturated (${busy}% busy; client, forwarder and upstream share them): ${path} got ${core}% of a core`;
+  return `${path} used ${core}% of a core, ${machine}: neither is saturated, so the time goes to waiting (latency inside ${path})`;
 }
 
 export function evaluate(metric: Metric, cores: number): EvaluatedMetric {

@@ -1,7 +1,7 @@
 // `npm run bench`: builds the lab, measures every path side by side, writes results.json, results.md
 // and latency.png to bench/results/<timestamp>/, prints the Markdown, and tears the lab down (also on
 // failure, Ctrl-C, or when the run overstays its time limit).
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -20,18 +20,16 @@ function timestamp(d: Date): string {
 }
 
 function version(argv: string[], re: RegExp): string {
-  try {
-    const out = execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return re.exec(out)?.[1] ?? '?';
-  } catch (e) {
-    const err = e as { stderr?: string; stdout?: string };
-    return re.exec(`${err.stdout ?? ''}${err.stderr ?? ''}`)?.[1] ?? '?';
-  }
+  const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' });
+  return re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1] ?? '?';
 }
 
 function machine(): string {
   const cpus = os.cpus();
-  return `${cpus.length} cores (${cpus[0]?.model.trim() ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start`;
+  return `${cpus.length} cores (${cpus[0]?.model.trim() ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} at start`;
 }
 
 /** Time limit of the whole run: set-up, every measure on every path, teardown; generous on purpose. */
@@ -44,7 +42,11 @@ async function warmUp(world: World, opts: BenchOptions): Promise<void> {
   const seconds = Math.max(1, Math.round(opts.warmupS));
   for (const p of world.paths) {
     const headers = p.http.headers.flatMap((h) => ['-H', h]);
-    await world.lab.run('app', ['wrk', '-t1', '-c8', `-d${seconds}s`, ...headers, p.http.url], { uid: p.uid, timeoutMs: seconds * 3000 + 20_000, reject: false });
+    await world.lab.run('app', ['wrk', '-t1', '-c8', `-d${seconds}s`, ...headers, p.http.url], {
+      uid: p.uid,
+      timeoutMs: seconds * 3000 + 20_000,
+      reject: false,
+    });
   }
 }
 
@@ -99,14 +101,17 @@ async function main(): Promise<number> {
   };
   process.once('SIGINT', () => abort('interrupted', 130));
   process.once('SIGTERM', () => abort('terminated', 143));
-  const limit = setTimeout(() => abort(`time limit of ${timeLimitS(opts)} s reached`, 4), timeLimitS(opts) * 1000);
+  const limit = setTimeout(
+    () => abort(`time limit of ${timeLimitS(opts)} s reached`, 4),
+    timeLimitS(opts) * 1000,
+  );
   limit.unref();
 
   const metrics: Metric[] = [];
   const raw: Record<string, unknown> = {};
   const panels: ChartPanel[] = [];
   try {
-    world = await buildWorld(log);
+    world = await buildWorld(log, dir);
     if (opts.only.some((m) => m.startsWith('http'))) {
       log(`warming up every HTTP path (${opts.warmupS} s each)`);
       await warmUp(world, opts);
@@ -127,8 +132,11 @@ async function main(): Promise<number> {
       metrics.push(...out.metrics);
       raw[id] = out.raw;
       if (out.samples && Object.keys(out.samples).length > 0)
-        panels.push({
-          title: id === 'http-rate' ? `HTTP at ${opts.rate} req/s (auth injected)` : `plain TCP forwarding at ${opts.rate} req/s`,
+        panels[id === 'http-rate' ? 'unshift' : 'push']({
+          title:
+            id === 'http-rate'
+              ? `HTTP at ${opts.rate} req/s (auth injected)`
+              : `plain TCP forwarding at ${opts.rate} req/s`,
           series: out.samples,
         });
     }
@@ -143,19 +151,30 @@ async function main(): Promise<number> {
   writeFileSync(join(dir, 'results.md'), markdown);
   writeFileSync(
     join(dir, 'results.json'),
-    JSON.stringify({ ...info, finished: new Date().toISOString(), options: opts, measures: MEASURES.filter((m) => opts.only.includes(m)), metrics: evaluated, raw }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        ...info,
+        finished: new Date().toISOString(),
+        options: opts,
+        measures: MEASURES.filter((m) => opts.only.includes(m)),
+        metrics: evaluated,
+        raw,
+      },
+      null,
+      2,
+    ) + '\n',
   );
   if (panels.length > 0) {
     const script = writeChartInputs(panels, dir, join(dir, 'latency.png'));
-    try {
-      execFileSync('gnuplot', [script], { stdio: ['ignore', 'ignore', 'pipe'] });
-    } catch (e) {
-      log(`gnuplot failed: ${String((e as { stderr?: Buffer }).stderr ?? e)}`);
-    }
+    // gnuplot reports script errors on stderr but may still exit 0.
+    const g = spawnSync('gnuplot', [script], { encoding: 'utf8' });
+    if (g.status !== 0 || g.stderr.trim()) log(`gnuplot: ${g.error?.message ?? g.stderr.trim()}`);
   }
   process.stdout.write(markdown);
   log(`results in ${dir}`);
-  const failed = evaluated.flatMap((m) => m.rows.filter((r) => r.failure).map((r) => `${m.id}/${r.path}: ${r.failure}`));
+  const failed = evaluated.flatMap((m) =>
+    m.rows.filter((r) => r.failure).map((r) => `${m.id}/${r.path}: ${r.failure}`),
+  );
   const missingMeasures = opts.only.filter((id) => (raw[id] as { error?: string } | undefined)?.error);
   if (failed.length > 0 || missingMeasures.length > 0) {
     for (const f of [...new Set(failed)]) log(`failed: ${f}`);

@@ -108,7 +108,9 @@ async function until<T>(what: string, ms: number, check: () => Promise<T | undef
       last = e;
     }
     if (Date.now() > deadline)
-      throw new Error(`bench: timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `bench: timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     await sleep(100);
   }
 }
@@ -126,27 +128,37 @@ function privateFile(path: string, content: string, uid: number): string {
   return path;
 }
 
-export async function buildWorld(log: (line: string) => void): Promise<World> {
+/** Builds the world; the peers' and the dataplane's output goes to `<logDir>/<name>.log`. */
+export async function buildWorld(log: (line: string) => void, logDir: string): Promise<World> {
   const repo = repoRoot();
   const detour = join(repo, 'bin', 'detour.js');
   cleanupStaleLabs();
   const lab = await createLab({ ipv6: false });
   try {
-    return await populate(lab, repo, detour, log);
+    return await populate(lab, repo, detour, log, logDir);
   } catch (e) {
     await lab.destroy().catch(() => undefined);
     throw e;
   }
 }
 
-async function populate(lab: Lab, repo: string, detour: string, log: (line: string) => void): Promise<World> {
+async function populate(
+  lab: Lab,
+  repo: string,
+  detour: string,
+  log: (line: string) => void,
+  logDir: string,
+): Promise<World> {
+  let tearingDown = false;
   chmodSync(lab.dir, 0o755);
   const clientDir = ownedDir(join(lab.dir, 'client'), 0, 0o1777);
   const curl = (ns: 'app' | 'net', args: string[], uid?: number) =>
     lab.run(ns, ['curl', '-sS', '--max-time', '10', ...args], { uid, reject: false });
+  const logFile = (name: string): { logFile: string } => ({ logFile: join(logDir, `${name}.log`) });
   const spawned = (bg: Background, what: string): Background => {
     void bg.exited.then((code) => {
-      if (code !== 0 && code !== null && code !== 143) log(`${what} exited with ${code}: ${bg.output().slice(-500)}`);
+      if (!tearingDown && code !== 0 && code !== null && code !== 143)
+        log(`${what} exited with ${code}: ${bg.output().slice(-500)}`);
     });
     return bg;
   };
@@ -155,35 +167,61 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
   log('starting the upstream peers in net (oidc-provider, iperf3, nginx)');
   const clientSecret = randomBytes(18).toString('base64url');
   const oauth = spawned(
-    lab.spawn('net', [
-      process.execPath,
-      join(repo, 'dist', 'test', 'peers', 'oauth-server-cli.js'),
-      JSON.stringify({
-        host: UPSTREAM.host,
-        port: TOKEN_PORT,
-        clients: [{ clientId: CLIENT_ID, clientSecret, grantTypes: ['client_credentials'] }],
-        accessTokenTtlSeconds: 3600,
-      }),
-    ]),
+    lab.spawn(
+      'net',
+      [
+        process.execPath,
+        join(repo, 'dist', 'test', 'peers', 'oauth-server-cli.js'),
+        JSON.stringify({
+          host: UPSTREAM.host,
+          port: TOKEN_PORT,
+          clients: [{ clientId: CLIENT_ID, clientSecret, grantTypes: ['client_credentials'] }],
+          accessTokenTtlSeconds: 3600,
+        }),
+      ],
+      logFile('token-server'),
+    ),
     'token server',
   );
-  spawned(lab.spawn('net', ['iperf3', '-s', '-B', UPSTREAM.host, '-p', String(UPSTREAM.iperfPort)]), 'iperf3 -s');
+  spawned(
+    lab.spawn(
+      'net',
+      ['iperf3', '-s', '-B', UPSTREAM.host, '-p', String(UPSTREAM.iperfPort)],
+      logFile('iperf3'),
+    ),
+    'iperf3 -s',
+  );
   await oauth.waitFor(/oauth ready/, 20_000);
   const tokenUrl = `http://${UPSTREAM.host}:${TOKEN_PORT}/oauth/token`;
-  const tokenResponse = await curl('net', ['-u', `${CLIENT_ID}:${clientSecret}`, '-d', 'grant_type=client_credentials', tokenUrl]);
+  const tokenResponse = await curl('net', [
+    '-u',
+    `${CLIENT_ID}:${clientSecret}`,
+    '-d',
+    'grant_type=client_credentials',
+    tokenUrl,
+  ]);
   const peerToken = (JSON.parse(tokenResponse.stdout || '{}') as { access_token?: string }).access_token;
-  if (!peerToken) throw new Error(`bench: the token server gave no access_token (status ${tokenResponse.exitCode})`);
+  if (!peerToken)
+    throw new Error(`bench: the token server gave no access_token (status ${tokenResponse.exitCode})`);
 
   const upstreamDir = ownedDir(join(lab.dir, 'upstream'), 0);
   const tokensFile = join(upstreamDir, 'tokens.map');
   writeFileSync(tokensFile, tokensMap([peerToken]));
   const upstreamConf = join(upstreamDir, 'nginx.conf');
   writeFileSync(upstreamConf, upstreamNginxConfig({ dir: upstreamDir, upstream: UPSTREAM, tokensFile }));
-  const upstream = spawned(lab.spawn('net', ['nginx', '-p', upstreamDir, '-c', upstreamConf, '-e', 'stderr']), 'upstream nginx');
+  const upstream = spawned(
+    lab.spawn(
+      'net',
+      ['nginx', '-p', upstreamDir, '-c', upstreamConf, '-e', 'stderr'],
+      logFile('upstream-nginx'),
+    ),
+    'upstream nginx',
+  );
   const bearerHeader = `Authorization: Bearer ${peerToken}`;
   const directUrl = `http://${UPSTREAM.host}:${UPSTREAM.httpPort}/`;
   await until('the upstream nginx', 10_000, async () =>
-    (await curl('app', ['-o', '/dev/null', '-w', '%{http_code}', '-H', bearerHeader, directUrl], DIRECT_UID)).stdout === '200'
+    (await curl('app', ['-o', '/dev/null', '-w', '%{http_code}', '-H', bearerHeader, directUrl], DIRECT_UID))
+      .stdout === '200'
       ? true
       : undefined,
   );
@@ -194,7 +232,13 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
   const destinations = join(detourDir, 'destinations.yaml');
   privateFile(
     destinations,
-    destinationsYaml({ names: NAMES, upstream: UPSTREAM, tokenServiceUrl: tokenUrl, clientId: CLIENT_ID, clientSecret }),
+    destinationsYaml({
+      names: NAMES,
+      upstream: UPSTREAM,
+      tokenServiceUrl: tokenUrl,
+      clientId: CLIENT_ID,
+      clientSecret,
+    }),
     SIDECAR_UID,
   );
   await lab.run('app', [
@@ -210,21 +254,26 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
   ]);
   // Access logs off here as on haproxy and nginx: warnings and errors only.
   const dataplane = spawned(
-    lab.spawn('app', [
-      process.execPath,
-      detour,
-      'dataplane',
-      '--user',
-      String(SIDECAR_UID),
-      '--no-inbound',
-      '--log-level',
-      'warn',
-      '--destinations',
-      destinations,
-    ]),
+    lab.spawn(
+      'app',
+      [
+        process.execPath,
+        detour,
+        'dataplane',
+        '--user',
+        String(SIDECAR_UID),
+        '--no-inbound',
+        '--log-level',
+        'warn',
+        '--destinations',
+        destinations,
+      ],
+      logFile('dataplane'),
+    ),
     'dataplane',
   );
-  const admin = (path: string) => lab.run('app', ['curl', '-sS', '--max-time', '5', `http://127.0.0.1:9901${path}`], { reject: false });
+  const admin = (path: string) =>
+    lab.run('app', ['curl', '-sS', '--max-time', '5', `http://127.0.0.1:9901${path}`], { reject: false });
   await until('the dataplane (/ready)', 30_000, async () =>
     (await admin('/ready')).stdout.includes('"ready":true') ? true : undefined,
   );
@@ -239,7 +288,9 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
   writeFileSync(tokensFile, tokensMap([peerToken, seen]));
   process.kill(upstream.pid, 'SIGHUP');
   await until('the upstream to accept detour’s token', 10_000, async () =>
-    (await curl('app', ['-o', '/dev/null', '-w', '%{http_code}', detourUrl], APP_UID)).stdout === '200' ? true : undefined,
+    (await curl('app', ['-o', '/dev/null', '-w', '%{http_code}', detourUrl], APP_UID)).stdout === '200'
+      ? true
+      : undefined,
   );
 
   // app: haproxy and nginx as the same forwarder, in sidecar position (the dataplane's UID).
@@ -250,7 +301,10 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
     haproxyConfig({ upstream: UPSTREAM, ports: HAPROXY_PORTS, token: peerToken }),
     SIDECAR_UID,
   );
-  const haproxy = spawned(lab.spawn('app', ['haproxy', '-db', '-f', haproxyConf], { uid: SIDECAR_UID }), 'haproxy');
+  const haproxy = spawned(
+    lab.spawn('app', ['haproxy', '-db', '-f', haproxyConf], { uid: SIDECAR_UID, ...logFile('haproxy') }),
+    'haproxy',
+  );
   const nginxDir = ownedDir(join(lab.dir, 'nginx'), SIDECAR_UID);
   const stream = existsSync(STREAM_MODULE);
   const nginxConf = privateFile(
@@ -265,7 +319,10 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
     SIDECAR_UID,
   );
   const nginx = spawned(
-    lab.spawn('app', ['nginx', '-p', nginxDir, '-c', nginxConf, '-e', 'stderr'], { uid: SIDECAR_UID }),
+    lab.spawn('app', ['nginx', '-p', nginxDir, '-c', nginxConf, '-e', 'stderr'], {
+      uid: SIDECAR_UID,
+      ...logFile('nginx'),
+    }),
     'forwarder nginx',
   );
   const want = [
@@ -322,14 +379,20 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
   ];
   for (const p of paths) {
     const code = await until(`the ${p.name} path to answer 200`, 10_000, async () => {
-      const r = await curl('app', ['-o', '/dev/null', '-w', '%{http_code}', ...p.http.headers.flatMap((h) => ['-H', h]), p.http.url], p.uid);
+      const r = await curl(
+        'app',
+        ['-o', '/dev/null', '-w', '%{http_code}', ...p.http.headers.flatMap((h) => ['-H', h]), p.http.url],
+        p.uid,
+      );
       return r.stdout === '200' ? r.stdout : undefined;
     });
     log(`path ${p.name}: ${p.http.url} → ${code}`);
   }
 
   // DNS: dnsmasq in net answers the destination names with the VIPs the embedded DNS gives out.
-  const config = JSON.parse((await admin('/config')).stdout) as { destinations: { Name: string; vip?: { ipv4?: string } }[] };
+  const config = JSON.parse((await admin('/config')).stdout) as {
+    destinations: { Name: string; vip?: { ipv4?: string } }[];
+  };
   const names = [NAMES.http, NAMES.tcpIperf, NAMES.tcpHttp, ...NAMES.extra];
   const records: Record<string, string> = {};
   for (const n of names) {
@@ -338,9 +401,15 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
     records[n] = vip;
   }
   const dnsAddr = lab.addr.dnsV4;
-  spawned(lab.spawn('net', dnsmasqArgs({ listen: dnsAddr, port: 53, records })), 'dnsmasq');
+  spawned(
+    lab.spawn('net', dnsmasqArgs({ listen: dnsAddr, port: 53, records }), logFile('dnsmasq')),
+    'dnsmasq',
+  );
   await until('dnsmasq', 10_000, async () => {
-    const r = await lab.run('app', ['dig', '+short', '+time=1', '+tries=1', `@${dnsAddr}`, NAMES.http], { uid: DIRECT_UID, reject: false });
+    const r = await lab.run('app', ['dig', '+short', '+time=1', '+tries=1', `@${dnsAddr}`, NAMES.http], {
+      uid: DIRECT_UID,
+      reject: false,
+    });
     return r.stdout.trim() === records[NAMES.http] ? true : undefined;
   });
   const queryFile = join(clientDir, 'queries.txt');
@@ -361,6 +430,9 @@ async function populate(lab: Lab, repo: string, detour: string, log: (line: stri
       names,
     },
     dataplaneMetrics: async () => (await admin('/metrics')).stdout,
-    destroy: () => lab.destroy(),
+    destroy: () => {
+      tearingDown = true;
+      return lab.destroy();
+    },
   };
 }
