@@ -21,6 +21,8 @@ export interface BenchOptions {
   rate: number;
   /** where results/<timestamp>/ goes */
   outDir: string;
+  /** run the dataplane under V8's CPU profiler and report where its CPU goes */
+  profile: boolean;
 }
 
 export class UsageError extends Error {
@@ -31,12 +33,13 @@ export class UsageError extends Error {
   }
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--only ${MEASURES.join(',')}] [--duration <s>] [--rate <req/s>] [--out <dir>]
+export const USAGE = `usage: npm run bench -- [--quick] [--only ${MEASURES.join(',')}] [--duration <s>] [--rate <req/s>] [--out <dir>] [--profile]
   --quick       short runs (1 s per tool and path), for the smoke test
   --only        run only these measures (comma-separated)
   --duration    seconds per tool and path (default 8; --quick: 1)
   --rate        offered load of the fixed-rate measures (default 1000 req/s)
-  --out         results directory (default bench/results); a <timestamp>/ folder is created in it`;
+  --out         results directory (default bench/results); a <timestamp>/ folder is created in it
+  --profile     run the dataplane with node --cpu-prof and add where its CPU goes to results.md`;
 
 export function parseOptions(argv: readonly string[], defaultOutDir: string): BenchOptions {
   let quick = false;
@@ -44,6 +47,7 @@ export function parseOptions(argv: readonly string[], defaultOutDir: string): Be
   let rate = 1000;
   let only: MeasureId[] = [...MEASURES];
   let outDir = defaultOutDir;
+  let profile = false;
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`);
@@ -58,6 +62,7 @@ export function parseOptions(argv: readonly string[], defaultOutDir: string): Be
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--quick') quick = true;
+    else if (arg === '--profile') profile = true;
     else if (arg === '--duration') duration = positive(arg, value(i++, arg), 120);
     else if (arg === '--rate') rate = Math.round(positive(arg, value(i++, arg), 100_000));
     else if (arg === '--out') outDir = value(i++, arg);
@@ -74,5 +79,5 @@ export function parseOptions(argv: readonly string[], defaultOutDir: string): Be
     else throw new UsageError(`unknown argument "${arg}"`);
   }
   const durationS = duration ?? (quick ? 1 : 8);
-  return { durationS, warmupS: quick ? 0.5 : 2, quick, only, rate, outDir };
+  return { durationS, warmupS: quick ? 0.5 : 2, quick, only, rate, outDir, profile };
 }

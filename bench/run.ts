@@ -2,14 +2,15 @@
 // and latency.png to bench/results/<timestamp>/, prints the Markdown, and tears the lab down (also on
 // failure, Ctrl-C, or when the run overstays its time limit).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { writeChartInputs, type ChartPanel } from './chart.js';
 import { renderMarkdown, type RunInfo } from './markdown.js';
 import { RUNNERS, type MeasureOutput } from './measures.js';
 import { MEASURES, parseOptions, UsageError, type BenchOptions } from './options.js';
-import { rssBytes } from './proc.js';
+import { rssBytes, sampleUsage } from './proc.js';
+import { profileMarkdown, summarizeProfile, type CpuProfile } from './profile.js';
 import { evaluate, type Metric } from './report.js';
 import { buildWorld, PEERS, repoRoot, type World } from './world.js';
 
@@ -50,19 +51,46 @@ async function warmUp(world: World, opts: BenchOptions): Promise<void> {
   }
 }
 
-function idleRss(world: World): Metric {
-  return {
-    id: 'rss-idle',
-    section: 'Forwarder memory',
-    title: 'Forwarder RSS, idle (after warm-up, no load)',
-    unit: 'MB',
-    better: 'lower',
-    digits: 1,
+/** RSS and CPU use of each forwarder with no load, after the warm-up. */
+async function idleFigures(world: World, seconds: number): Promise<Metric[]> {
+  const forwarders = world.paths.filter((p) => p.name !== 'direct');
+  const samplers = forwarders.map((p) => sampleUsage(() => p.pids()));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const usage = samplers.map((s) => s.stop());
+  const common = {
+    section: 'Forwarders idle (after warm-up, no load)',
+    better: 'lower' as const,
     peers: [...PEERS],
-    rows: world.paths
-      .filter((p) => p.name !== 'direct')
-      .map((p) => ({ path: p.name, value: rssBytes(p.pids()) / 2 ** 20 })),
   };
+  return [
+    {
+      ...common,
+      id: 'rss-idle',
+      title: 'Forwarder RSS, idle',
+      unit: 'MB',
+      digits: 1,
+      rows: forwarders.map((p) => ({ path: p.name, value: rssBytes(p.pids()) / 2 ** 20 })),
+    },
+    {
+      ...common,
+      id: 'cpu-idle',
+      title: 'Forwarder CPU, idle',
+      unit: '% of a core',
+      digits: 2,
+      rows: forwarders.map((p, i) => {
+        const u = usage[i]!;
+        return { path: p.name, value: u.wallSeconds > 0 ? (100 * u.cpuSeconds) / u.wallSeconds : null };
+      }),
+    },
+  ];
+}
+
+function profileSection(dir: string): string {
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+  if (files.length === 0)
+    return '## Dataplane CPU profile (--profile)\n\nNo .cpuprofile was written (did the dataplane exit cleanly?).\n';
+  const profile = JSON.parse(readFileSync(join(dir, files[0] as string), 'utf8')) as CpuProfile;
+  return profileMarkdown(summarizeProfile(profile));
 }
 
 async function main(): Promise<number> {
@@ -111,13 +139,12 @@ async function main(): Promise<number> {
   const raw: Record<string, unknown> = {};
   const panels: ChartPanel[] = [];
   try {
-    world = await buildWorld(log, dir);
+    world = await buildWorld(log, dir, opts.profile ? join(dir, 'profile') : undefined);
     if (opts.only.some((m) => m.startsWith('http'))) {
       log(`warming up every HTTP path (${opts.warmupS} s each)`);
       await warmUp(world, opts);
     }
-    await new Promise((r) => setTimeout(r, 500));
-    metrics.push(idleRss(world));
+    metrics.push(...(await idleFigures(world, opts.quick ? 1 : 2)));
     for (const id of opts.only) {
       if (stopping) break;
       log(`measuring ${id}`);
@@ -147,7 +174,8 @@ async function main(): Promise<number> {
 
   const cores = os.cpus().length;
   const evaluated = metrics.map((m) => evaluate(m, cores));
-  const markdown = renderMarkdown(info, evaluated);
+  let markdown = renderMarkdown(info, evaluated);
+  if (opts.profile) markdown += '\n' + profileSection(join(dir, 'profile'));
   writeFileSync(join(dir, 'results.md'), markdown);
   writeFileSync(
     join(dir, 'results.json'),

@@ -128,14 +128,21 @@ function privateFile(path: string, content: string, uid: number): string {
   return path;
 }
 
-/** Builds the world; the peers' and the dataplane's output goes to `<logDir>/<name>.log`. */
-export async function buildWorld(log: (line: string) => void, logDir: string): Promise<World> {
+/**
+ * Builds the world; the peers' and the dataplane's output goes to `<logDir>/<name>.log`. With
+ * `profileDir`, the dataplane runs under V8's CPU profiler and writes its .cpuprofile there on exit.
+ */
+export async function buildWorld(
+  log: (line: string) => void,
+  logDir: string,
+  profileDir?: string,
+): Promise<World> {
   const repo = repoRoot();
   const detour = join(repo, 'bin', 'detour.js');
   cleanupStaleLabs();
   const lab = await createLab({ ipv6: false });
   try {
-    return await populate(lab, repo, detour, log, logDir);
+    return await populate(lab, repo, detour, log, logDir, profileDir);
   } catch (e) {
     await lab.destroy().catch(() => undefined);
     throw e;
@@ -148,6 +155,7 @@ async function populate(
   detour: string,
   log: (line: string) => void,
   logDir: string,
+  profileDir: string | undefined,
 ): Promise<World> {
   let tearingDown = false;
   chmodSync(lab.dir, 0o755);
@@ -258,6 +266,7 @@ async function populate(
       'app',
       [
         process.execPath,
+        ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ownedDir(profileDir, SIDECAR_UID)}`] : []),
         detour,
         'dataplane',
         '--user',

@@ -126,6 +126,7 @@ describe('options', () => {
       only: [...MEASURES],
       rate: 1000,
       outDir: '/out',
+      profile: false,
     });
   });
 
@@ -142,6 +143,7 @@ describe('options', () => {
       outDir: '/x',
     });
     expect(parseOptions(['--quick', '--duration', '3'], '/o').durationS).toBe(3);
+    expect(parseOptions(['--profile'], '/o').profile).toBe(true);
   });
 
   test('bad input names the argument', () => {
