@@ -256,6 +256,11 @@ function resourceMetrics(
       usage: usageOf(r.usage),
     };
   });
+  const detourCpu = cpu.find((r) => r.path === 'detour')?.value;
+  const cpuNote =
+    typeof detourCpu === 'number'
+      ? `detour spends ${detourCpu.toFixed(3)} ms of CPU per request in its own process (the request path: parsing, authentication, rewriting, undici, the event loop); run with --profile to see where`
+      : undefined;
   return [
     {
       id: `cpu-${label}`,
@@ -266,6 +271,8 @@ function resourceMetrics(
       digits: 3,
       rows: cpu,
       peers: PEERS,
+      ownCost: true,
+      ...(cpuNote ? { note: cpuNote } : {}),
       ...(targets.cpu ? { target: { path: 'detour', op: '<=' as const, factor: targets.cpu } } : {}),
     },
     {
@@ -277,6 +284,7 @@ function resourceMetrics(
       digits: 1,
       rows: rss,
       peers: PEERS,
+      ownCost: true,
       ...(targets.rssMb ? { target: { path: 'detour', op: '<=' as const, factor: targets.rssMb } } : {}),
     },
   ];

@@ -24,12 +24,12 @@ export interface ProfileSummary {
   modules: ProfileEntry[];
 }
 
-/** What a script URL belongs to: an npm package, a file of the repo, or Node's internals. */
+/** What a script URL belongs to: an npm package, a file of the repo, or a module of Node itself. */
 export function moduleOf(url: string): string {
   if (url === '') return '(native / V8)';
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (pkg) return `npm:${pkg[1]}`;
-  if (url.startsWith('node:')) return url.startsWith('node:internal') ? 'node internals' : url;
+  if (url.startsWith('node:')) return url;
   const repo = /\/dist\/(.+)$/.exec(url) ?? /\/((?:dataplane|dns|cmd)\/.+)$/.exec(url);
   return repo ? (repo[1] as string) : url;
 }

@@ -45,6 +45,8 @@ export interface Metric {
   target?: Target;
   /** what to say about a miss besides the process figures (e.g. the tool's coordinated omission) */
   note?: string;
+  /** the figure is the process's own cost (CPU, memory): a miss is explained by `note` alone */
+  ownCost?: boolean;
 }
 
 export interface Verdict {
@@ -122,7 +124,10 @@ export function evaluate(metric: Metric, cores: number): EvaluatedMetric {
       const pass = t.op === '>=' ? actual >= t.factor : actual <= t.factor;
       evaluated.verdict = { status: pass ? 'pass' : 'miss', actual, target: text };
       if (!pass)
-        evaluated.verdict.limitedBy = [limitNote(t.path, row?.usage, cores), metric.note]
+        evaluated.verdict.limitedBy = [
+          metric.ownCost ? undefined : limitNote(t.path, row?.usage, cores),
+          metric.note,
+        ]
           .filter(Boolean)
           .join('; ');
     }

@@ -14,7 +14,9 @@ import { profileMarkdown, summarizeProfile, type CpuProfile } from './profile.js
 import { evaluate, type Metric } from './report.js';
 import { buildWorld, PEERS, repoRoot, type World } from './world.js';
 
-const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+const t0 = performance.now();
+const log = (line: string): void =>
+  void process.stderr.write(`bench [${((performance.now() - t0) / 1000).toFixed(1)} s]: ${line}\n`);
 
 function timestamp(d: Date): string {
   return d.toISOString().replace(/[:]/g, '-').replace(/\..*$/, 'Z');
@@ -83,6 +85,17 @@ async function idleFigures(world: World, seconds: number): Promise<Metric[]> {
       }),
     },
   ];
+}
+
+/** RSS under load is explained by what the process holds when idle. */
+function explainMemory(metrics: Metric[]): void {
+  const idle = metrics.find((m) => m.id === 'rss-idle')?.rows.find((r) => r.path === 'detour')?.value;
+  if (typeof idle !== 'number') return;
+  for (const m of metrics.filter((x) => x.id.startsWith('rss-') && x.id !== 'rss-idle')) {
+    const loaded = m.rows.find((r) => r.path === 'detour')?.value;
+    if (typeof loaded === 'number')
+      m.note = `detour holds ${idle.toFixed(1)} MB idle (Node runtime, V8 heap, loaded modules) and ${(loaded - idle).toFixed(1)} MB more under this load (buffers, connections, garbage not yet collected)`;
+  }
 }
 
 function profileSection(dir: string): string {
@@ -172,6 +185,7 @@ async function main(): Promise<number> {
   }
   if (stopping) return 1;
 
+  explainMemory(metrics);
   const cores = os.cpus().length;
   const evaluated = metrics.map((m) => evaluate(m, cores));
   let markdown = renderMarkdown(info, evaluated);

@@ -54,6 +54,25 @@ describe('ratios and targets', () => {
     expect(v).toMatchObject({ status: 'miss', actual: 0.12, target: '≤ 0.1 req/s' });
   });
 
+  test('a miss of the process’s own cost is explained by the metric’s note alone', () => {
+    const rss = rps(
+      { detour: 140, haproxy: 15, nginx: 13 },
+      {
+        better: 'lower',
+        reference: undefined,
+        ownCost: true,
+        note: 'detour holds 130 MB idle',
+        target: { path: 'detour', op: '<=', factor: 60 },
+      },
+    );
+    expect(evaluate(rss, 2).verdict).toEqual({
+      status: 'miss',
+      actual: 140,
+      target: '≤ 60 req/s',
+      limitedBy: 'detour holds 130 MB idle',
+    });
+  });
+
   test('a failed path gives no ratios and an unknown verdict, never a pass', () => {
     const m = rps({ direct: 20000, detour: 9000, haproxy: 8000, nginx: 10000 });
     m.rows[1] = { path: 'detour', value: null, failure: '300 of 1000 failed', errors: 300 };
