@@ -70,11 +70,7 @@ export function sampleUsage(pids: () => number[], intervalMs = 100): { stop(): P
       const s = read(`/proc/${p}/stat`);
       return s ? sum + parseCpuSeconds(s) : sum;
     }, 0);
-  const rss = (): number =>
-    pids().reduce((sum, p) => {
-      const s = read(`/proc/${p}/status`);
-      return s ? sum + parseRssBytes(s) : sum;
-    }, 0);
+  const rss = (): number => rssBytes(pids());
   const machine = (): { busy: number; total: number } => parseMachineCpu(read('/proc/stat') ?? 'cpu 0');
   const started = performance.now();
   const cpu0 = cpuOf();
@@ -96,10 +92,10 @@ export function sampleUsage(pids: () => number[], intervalMs = 100): { stop(): P
   };
 }
 
-/** Current summed RSS of the processes, bytes. */
+/** Current summed RSS of the processes, bytes (an exiting process, without VmRSS, counts 0). */
 export function rssBytes(pids: number[]): number {
   return pids.reduce((sum, p) => {
     const s = read(`/proc/${p}/status`);
-    return s ? sum + parseRssBytes(s) : sum;
+    return s && /^VmRSS:/m.test(s) ? sum + parseRssBytes(s) : sum;
   }, 0);
 }
