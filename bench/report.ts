@@ -96,7 +96,7 @@ export function limitNote(path: string, usage: Usage | undefined, cores: number)
   const machine = `the machine's ${cores} cores were ${busy}% busy`;
   if (usage.cpuCores >= 0.85) return `${path} is CPU-bound: its process used ${core}% of a core; ${machine}`;
   if (usage.machineBusy >= 0.9)
-    return `the cores are saturated (${busy}% busy; client, forwarder and upstream share them): ${path} got ${core}% of a core`;
+    return `the cores are saturated (${busy}% busy, shared by client, forwarder, upstream and any other work on the machine): ${path} got ${core}% of a core`;
   return `${path} used ${core}% of a core, ${machine}: neither is saturated, so the time goes to waiting (latency inside ${path})`;
 }
 
