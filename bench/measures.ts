@@ -34,6 +34,8 @@ const PEERS = ['haproxy', 'nginx'];
 const HTTP_CONNECTIONS = 32;
 const CLOSE_CONNECTIONS = 16;
 const RATE_CLIENTS = 20;
+/** h2load logs latencies in µs: an added latency below that is "not measurable", not 0 (ratios need it). */
+const LATENCY_RESOLUTION_MS = 0.001;
 
 interface Run<T> {
   result?: T;
