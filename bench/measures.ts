@@ -212,7 +212,7 @@ async function tcpLatency(ctx: Ctx): Promise<MeasureOutput> {
     .filter((r) => r.path !== 'direct')
     .map((r) => ({
       ...r,
-      value: r.value === null || direct === null ? null : Math.max(0, r.value - direct),
+      value: r.value === null || direct === null ? null : Math.max(LATENCY_RESOLUTION_MS, r.value - direct),
     }));
   const common = {
     section: `TCP forwarding: request latency at ${ctx.opts.rate} req/s (h2load over plain TCP)`,
