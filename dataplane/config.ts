@@ -6,6 +6,15 @@ import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { createVipAllocator } from '../dns/vip.js';
+import {
+  type ConnectivityProxySettings,
+  connectivityProxySchema,
+  type EgressProxySettings,
+  egressProxySchema,
+  NO_EGRESS_PROXY,
+  resolveConnectivityProxy,
+  resolveEgressProxy,
+} from './egress/config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -32,6 +41,10 @@ export interface DataplaneConfig {
   user?: string;
   logLevel: LogLevel;
   connectTimeoutMs: number;
+  /** OnPremise destinations: the connectivity proxy (none: OnPremise destinations answer 502) */
+  connectivityProxy?: ConnectivityProxySettings;
+  /** Internet destinations: corporate proxies (config > HTTP_PROXY/HTTPS_PROXY/ALL_PROXY/NO_PROXY) */
+  egressProxy: EgressProxySettings;
 }
 
 export const DEFAULTS: DataplaneConfig = {
@@ -47,6 +60,7 @@ export const DEFAULTS: DataplaneConfig = {
   passthrough: true,
   logLevel: 'info',
   connectTimeoutMs: 10_000,
+  egressProxy: NO_EGRESS_PROXY,
 };
 
 /** Bad input: the CLI prints the message as one line and exits 2. */
@@ -118,8 +132,9 @@ const fileSchema = z.strictObject(
         mapping,
       )
       .nullish(),
+    connectivityProxy: connectivityProxySchema.nullish(),
+    egressProxy: egressProxySchema.nullish(),
     // Parts of the DESIGN.md contract that later issues will own; accepted, not read yet.
-    connectivityProxy: z.unknown().optional(),
     tenantMode: z.unknown().optional(),
   },
   mapping,
@@ -196,6 +211,7 @@ export function resolveConfig(
   file: FileConfig | undefined,
   flags: FlagValues,
   fileDir = '.',
+  env: NodeJS.ProcessEnv = process.env,
 ): DataplaneConfig {
   const out = file?.listeners?.outbound;
   const inb = file?.listeners?.inbound;
@@ -234,8 +250,16 @@ export function resolveConfig(
     passthrough: flags.passthrough ?? file?.passthrough ?? DEFAULTS.passthrough,
     logLevel: flags.logLevel ?? DEFAULTS.logLevel,
     connectTimeoutMs: flags.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    egressProxy: resolveEgressProxy(file?.egressProxy, env),
   };
   if (flags.user !== undefined) config.user = flags.user;
+  if (file?.connectivityProxy) {
+    try {
+      config.connectivityProxy = resolveConnectivityProxy(file.connectivityProxy, fileDir);
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+  }
   return validateResolved(config);
 }
 

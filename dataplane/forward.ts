@@ -12,6 +12,8 @@ export interface Target {
 
 export interface ForwardOptions {
   connectTimeoutMs: number;
+  /** an upstream already connected (e.g. through a proxy) to pipe to instead of connecting to `target` */
+  upstream?: net.Socket;
 }
 
 function reasonOf(error: unknown): string {
@@ -26,12 +28,14 @@ function reasonOf(error: unknown): string {
  */
 export function forward(client: net.Socket, target: Target, options: ForwardOptions, log: Logger): void {
   const started = Date.now();
-  const upstream = net.connect({
-    host: target.address,
-    port: target.port,
-    ...(target.family ? { family: target.family } : {}),
-    allowHalfOpen: true,
-  });
+  const upstream =
+    options.upstream ??
+    net.connect({
+      host: target.address,
+      port: target.port,
+      ...(target.family ? { family: target.family } : {}),
+      allowHalfOpen: true,
+    });
   let connected = false;
   let error: string | undefined;
 
@@ -41,17 +45,20 @@ export function forward(client: net.Socket, target: Target, options: ForwardOpti
     client.destroy();
   };
 
-  upstream.setTimeout(options.connectTimeoutMs, () => {
-    upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-  });
-  upstream.once('connect', () => {
+  if (!options.upstream)
+    upstream.setTimeout(options.connectTimeoutMs, () => {
+      upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+    });
+  const onConnect = () => {
     connected = true;
     upstream.setTimeout(0);
     upstream.setNoDelay(true);
     client.setNoDelay(true);
     client.pipe(upstream);
     upstream.pipe(client);
-  });
+  };
+  if (options.upstream) onConnect();
+  else upstream.once('connect', onConnect);
   upstream.on('error', (err) => {
     if (connected) return destroyBoth(`upstream: ${reasonOf(err)}`);
     error ??= reasonOf(err);

@@ -8,6 +8,9 @@ import { createAuthenticator } from './auth/authenticator.js';
 import type { DataplaneConfig } from './config.js';
 import { redactDestination } from './destinations/redact.js';
 import { startDestinationSources, type DestinationSources } from './destinations/sources.js';
+import { createConnectivityProxy, type DataplaneConnectivityProxy } from './egress/connectivity-proxy.js';
+import { createEgressProxies } from './egress/egress-proxies.js';
+import type { EgressContext } from './egress/types.js';
 import { createHttpDestinationHandler, type HttpDestinationHandler } from './http/handler.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -74,8 +77,16 @@ export async function startServices(
     });
     closers.push(() => dns.close());
 
+    const egressProxies = createEgressProxies(config.egressProxy);
     const authenticator = createAuthenticator({
       logger: log.child({ component: 'auth' }),
+      // token services on the Internet are reached through the corporate proxy too
+      tokenServiceProxy: (url) =>
+        egressProxies.forTarget(
+          url.hostname.replace(/^\[|\]$/g, ''),
+          Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+          url.protocol === 'https:' ? 'https' : 'http',
+        ),
       metrics: {
         onTokenFetch: (e) => metrics.tokenFetch(e.destination, e.outcome, e.durationMs),
         onCacheHit: (e) => metrics.tokenCache(e.destination, 'hit'),
@@ -83,6 +94,20 @@ export async function startServices(
       },
     });
     closers.push(() => authenticator.close());
+
+    // Created once; the HTTP path and the TCP path share them (and the connectivity proxy's token cache).
+    const connectivityProxy: DataplaneConnectivityProxy | undefined = config.connectivityProxy
+      ? createConnectivityProxy(config.connectivityProxy, authenticator)
+      : undefined;
+    const egress: EgressContext = { ...(connectivityProxy ? { connectivityProxy } : {}), egressProxies };
+    for (const warning of config.egressProxy.warnings) log.warn({ warning }, 'egress proxy setting ignored');
+    const proxies = egressProxies.describe();
+    if (connectivityProxy || Object.values(proxies).some((p) => typeof p === 'object' && !Array.isArray(p)))
+      log.info(
+        { connectivityProxy: connectivityProxy?.describe() ?? 'not configured', egressProxy: proxies },
+        'proxies',
+      );
+
     const http: HttpDestinationHandler = createHttpDestinationHandler({
       authenticator,
       logger: log.child({ component: 'http' }),
@@ -90,13 +115,19 @@ export async function startServices(
         onRequest: (e) => metrics.request(e.destination, e.status, e.durationMs),
         onUpstreamError: (e) => metrics.upstreamError(e.destination, e.kind),
       },
+      egress,
     });
     closers.push(() => http.close(2000));
 
     const route = createRouter(vipLookup(vips), registry, {
       http: (socket, destination) => http.handle(socket, destination),
       tcp: (socket, destination, logger) =>
-        pipeTcpDestination(socket, destination, { logger, connectTimeoutMs: destination.connectTimeoutMs }),
+        pipeTcpDestination(socket, destination, {
+          logger,
+          connectTimeoutMs: destination.connectTimeoutMs,
+          ...egress,
+          onUpstreamError: (e) => metrics.upstreamError(e.destination, e.kind),
+        }),
     });
 
     const notReady = () => [
@@ -116,6 +147,8 @@ export async function startServices(
         ttl: config.dns.ttl,
         vipRanges: { ipv4: vips.ipv4Cidr, ipv6: vips.ipv6Cidr },
       },
+      connectivityProxy: connectivityProxy?.describe() ?? 'not configured',
+      egressProxy: egressProxies.describe(),
       destinations: registry.list().map((d) => ({
         ...redactDestination(d),
         vip: vips.vipFor(d.name),

@@ -2,6 +2,7 @@
 // type. Headers replace the app's headers of the same name; `tls` is for the upstream connection.
 import type { Logger } from 'pino';
 import type { Destination } from '../destinations/types.js';
+import type { EgressProxy } from '../egress/types.js';
 import { basicAuthorization } from './basic.js';
 import { keyStoreCredentials } from './client-certificate.js';
 import { type AuthMetrics, OAuthTokens } from './oauth.js';
@@ -30,6 +31,8 @@ export interface AuthenticatorOptions {
   fetch?: TokenFetch;
   /** extra CAs (PEM) trusted for https token services, on top of Node's default CAs */
   tokenServiceCa?: (string | Buffer)[];
+  /** corporate proxy for a token service URL (egressProxy / HTTPS_PROXY and NO_PROXY) */
+  tokenServiceProxy?: (url: URL) => EgressProxy | undefined;
   /** refresh this long before expiry (capped at 10% of the token's lifetime); default 60 000 */
   tokenRefreshMarginMs?: number;
   /** lifetime of a token without expires_in (and not a JWT with exp); default 300 000 */
@@ -49,7 +52,10 @@ export interface DataplaneAuthenticator extends Authenticator {
 export function createAuthenticator(options: AuthenticatorOptions): DataplaneAuthenticator {
   const transport = options.fetch
     ? undefined
-    : createUndiciTokenFetch(options.tokenServiceCa ? { ca: options.tokenServiceCa } : {});
+    : createUndiciTokenFetch({
+        ...(options.tokenServiceCa ? { ca: options.tokenServiceCa } : {}),
+        ...(options.tokenServiceProxy ? { proxyFor: options.tokenServiceProxy } : {}),
+      });
   const oauth = new OAuthTokens({
     logger: options.logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
@@ -87,6 +93,13 @@ export function createAuthenticator(options: AuthenticatorOptions): DataplaneAut
         case 'OAuth2Password': {
           const token = await oauth.token(destination, grantFor(destination)!, authOptions);
           return { headers: [['authorization', `Bearer ${token}`]] };
+        }
+        case 'PrincipalPropagation':
+          // the user's JWT comes with each request (see ../onprem/request.ts)
+          return { headers: [] };
+        case 'OAuth2TechnicalUserPropagation': {
+          const token = await oauth.token(destination, 'client_credentials', authOptions);
+          return { headers: [['sap-connectivity-technical-authentication', `Bearer ${token}`]] };
         }
         case 'ClientCertificateAuthentication': {
           const store = destination.keyStore;

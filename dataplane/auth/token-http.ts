@@ -4,7 +4,8 @@
 // TrustStore/TrustAll apply to the target URL only, never to the token service, so a client secret is
 // only ever sent to a verified server.
 import tls from 'node:tls';
-import { Agent, request } from 'undici';
+import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
+import type { EgressProxy } from '../egress/types.js';
 import type { TokenHttpResponse } from './token-response.js';
 
 export interface TokenHttpRequest {
@@ -26,21 +27,58 @@ export interface UndiciTokenFetch {
 
 export const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
 
-export function createUndiciTokenFetch(options: { ca?: (string | Buffer)[] } = {}): UndiciTokenFetch {
-  const agents = new Map<number, Agent>();
+export interface UndiciTokenFetchOptions {
+  ca?: (string | Buffer)[];
+  /** the corporate proxy for a token service URL (`EgressProxies.forTarget`), or undefined: direct */
+  proxyFor?: (url: URL) => EgressProxy | undefined;
+}
+
+/** undici's ProxyAgent for a corporate proxy: CONNECT (with Basic) or SOCKS5 (user/password in the URI). */
+function proxyAgent(
+  proxy: EgressProxy,
+  connectTimeoutMs: number,
+  ca: (string | Buffer)[] | undefined,
+): ProxyAgent {
+  const host = proxy.host.includes(':') ? `[${proxy.host}]` : proxy.host;
+  const user =
+    proxy.kind === 'socks5' && proxy.username !== undefined
+      ? `${encodeURIComponent(proxy.username)}:${encodeURIComponent(proxy.password ?? '')}@`
+      : '';
+  return new ProxyAgent({
+    uri: `${proxy.kind === 'http' ? 'http' : 'socks5'}://${user}${host}:${proxy.port}`,
+    ...(proxy.kind === 'http' && proxy.username !== undefined
+      ? {
+          token: `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`, 'utf8').toString('base64')}`,
+        }
+      : {}),
+    requestTls: { timeout: connectTimeoutMs, ...(ca ? { ca } : {}) },
+    proxyTls: { timeout: connectTimeoutMs },
+    keepAliveTimeout: 4_000,
+    connections: 8,
+  });
+}
+
+export function createUndiciTokenFetch(options: UndiciTokenFetchOptions = {}): UndiciTokenFetch {
+  const agents = new Map<string, Dispatcher>();
   const ca =
     options.ca && options.ca.length > 0
       ? [...(tls.getCACertificates ? tls.getCACertificates('default') : tls.rootCertificates), ...options.ca]
       : undefined;
-  const agentFor = (connectTimeoutMs: number): Agent => {
-    let agent = agents.get(connectTimeoutMs);
+  const agentFor = (url: URL, connectTimeoutMs: number): Dispatcher => {
+    const proxy = options.proxyFor?.(url);
+    const key = proxy
+      ? `${connectTimeoutMs} ${proxy.kind} ${proxy.host} ${proxy.port} ${proxy.username ?? ''} ${proxy.password ?? ''}`
+      : String(connectTimeoutMs);
+    let agent = agents.get(key);
     if (!agent) {
-      agent = new Agent({
-        connect: { timeout: connectTimeoutMs, ...(ca ? { ca } : {}) },
-        keepAliveTimeout: 4_000,
-        connections: 8,
-      });
-      agents.set(connectTimeoutMs, agent);
+      agent = proxy
+        ? proxyAgent(proxy, connectTimeoutMs, ca)
+        : new Agent({
+            connect: { timeout: connectTimeoutMs, ...(ca ? { ca } : {}) },
+            keepAliveTimeout: 4_000,
+            connections: 8,
+          });
+      agents.set(key, agent);
     }
     return agent;
   };
@@ -50,7 +88,7 @@ export function createUndiciTokenFetch(options: { ca?: (string | Buffer)[] } = {
       method: 'POST',
       headers: req.headers,
       body: req.body,
-      dispatcher: agentFor(req.connectTimeoutMs),
+      dispatcher: agentFor(req.url, req.connectTimeoutMs),
       headersTimeout: req.readTimeoutMs,
       bodyTimeout: req.readTimeoutMs,
     });

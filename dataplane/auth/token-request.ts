@@ -34,7 +34,11 @@ export interface TokenHttpPayload {
 }
 
 export function grantFor(destination: Destination): Grant | undefined {
-  if (destination.authentication === 'OAuth2ClientCredentials') return 'client_credentials';
+  if (
+    destination.authentication === 'OAuth2ClientCredentials' ||
+    destination.authentication === 'OAuth2TechnicalUserPropagation'
+  )
+    return 'client_credentials';
   if (destination.authentication === 'OAuth2Password') return 'password';
   return undefined;
 }

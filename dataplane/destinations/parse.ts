@@ -40,11 +40,9 @@ export const TIMEOUTS = {
 
 /** SAP authentication types the dataplane does not perform (yet): a clear error instead of "unknown". */
 export const SAP_AUTHENTICATIONS_NOT_SUPPORTED = [
-  'PrincipalPropagation',
   'OAuth2SAMLBearerAssertion',
   'OAuth2UserTokenExchange',
   'OAuth2JWTBearer',
-  'OAuth2TechnicalUserPropagation',
   'OAuth2AuthorizationCode',
   'OAuth2RefreshToken',
   'OAuth2ClientCredentialsWithClientAssertion',
@@ -60,7 +58,12 @@ export const REQUIRED_BY_AUTHENTICATION: Readonly<Record<Authentication, readonl
   OAuth2ClientCredentials: ['tokenServiceURL', 'clientId', 'clientSecret'],
   OAuth2Password: ['tokenServiceURL', 'clientId', 'clientSecret', 'User', 'Password'],
   ClientCertificateAuthentication: ['KeyStoreLocation'],
+  PrincipalPropagation: [],
+  OAuth2TechnicalUserPropagation: ['tokenServiceURL', 'clientId', 'clientSecret'],
 };
+
+/** Authentication types that only exist for on-premise systems (through the Cloud Connector). */
+const ON_PREMISE_ONLY: readonly Authentication[] = ['PrincipalPropagation', 'OAuth2TechnicalUserPropagation'];
 
 /** Headers the dataplane owns: a destination may not set them through URL.headers.<name>. */
 const RESERVED_HEADERS = new Set([
@@ -244,6 +247,13 @@ export function parseDestination(raw: unknown, ctx: ParseContext): Destination {
   }
   if (type === 'TCP' && authentication !== 'NoAuthentication')
     problems.push(['Authentication', `TCP destinations take no authentication (got ${authentication})`]);
+  if (ON_PREMISE_ONLY.includes(authentication) && proxyType !== 'OnPremise')
+    problems.push(['Authentication', `${authentication} requires ProxyType OnPremise (got ${proxyType})`]);
+  if (type === 'HTTP' && proxyType === 'OnPremise' && url?.protocol === 'https:')
+    problems.push([
+      'URL',
+      'OnPremise URLs must be http:// (the connectivity proxy takes plain HTTP; the Cloud Connector originates TLS to the backend when its access control says HTTPS)',
+    ]);
   for (const property of REQUIRED_BY_AUTHENTICATION[authentication])
     if (get(property) === undefined) problems.push([property, `required for ${authentication}`]);
 

@@ -11,6 +11,10 @@ export const DATAPLANE_AUTHENTICATIONS = [
   'OAuth2ClientCredentials',
   'OAuth2Password',
   'ClientCertificateAuthentication',
+  /** OnPremise: the app's user JWT goes to the Cloud Connector as SAP-Connectivity-Authentication */
+  'PrincipalPropagation',
+  /** OnPremise: a client-credentials token goes as SAP-Connectivity-Technical-Authentication */
+  'OAuth2TechnicalUserPropagation',
 ] as const;
 export type Authentication = (typeof DATAPLANE_AUTHENTICATIONS)[number];
 
@@ -53,7 +57,7 @@ export interface Destination {
   /** URL.connectionTimeoutInSeconds / URL.socketReadTimeoutInSeconds, in ms */
   connectTimeoutMs: number;
   readTimeoutMs: number;
-  /** CloudConnectorLocationId (on-premise, later) */
+  /** CloudConnectorLocationId: sent as SAP-Connectivity-SCC-Location_ID (OnPremise) */
   locationId?: string;
   /** every property as given (strings), for /config; secrets are redacted before showing */
   properties: Record<string, string>;

@@ -13,8 +13,10 @@ export interface ConnectivityProxy {
    * The JWT for `Proxy-Authorization` / the SOCKS5 0x80 frame: a client-credentials token of the
    * connectivity service key for this tenant (cached, refreshed before expiry), or undefined in
    * trusted mode (no proxy authorization). Rejects when the token service fails.
+   * `options.rejected`: the proxy refused this token (407): fetch a new one unless the cache already
+   * holds a newer one (many requests refused with the same token cause one fetch).
    */
-  token(tenant?: string): Promise<string | undefined>;
+  token(tenant?: string, options?: { rejected?: string }): Promise<string | undefined>;
 }
 
 /** A corporate proxy for Internet destinations. Credentials never appear in logs or /config. */
@@ -28,4 +30,14 @@ export interface EgressProxies {
    * configured, or NO_PROXY matches). `scheme` is the destination's: http, https or tcp.
    */
   forTarget(host: string, port: number, scheme: 'http' | 'https' | 'tcp'): EgressProxy | undefined;
+}
+
+/**
+ * What the dataplane was configured with, created once in services.ts and handed to both the HTTP and
+ * the TCP destination paths. Either may be absent: no connectivityProxy means OnPremise destinations
+ * fail with a clear error; no egressProxies means every Internet target is connected to directly.
+ */
+export interface EgressContext {
+  connectivityProxy?: ConnectivityProxy;
+  egressProxies?: EgressProxies;
 }

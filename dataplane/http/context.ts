@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { FailureKind, ProxyFailure } from './errors.js';
 import type { UpstreamPools } from './pools.js';
 import type { HeaderList } from './rewrite.js';
+import type { EgressContext } from './upstream-route.js';
 
 /** The destination a connection is for, or a lookup that sees reloads (undefined: removed/invalid). */
 export type DestinationSource = Destination | (() => Destination | undefined);
@@ -25,6 +26,8 @@ export interface HandlerContext {
   metrics?: HttpMetrics;
   proxyServer: string;
   pools: UpstreamPools;
+  /** the connectivity proxy (OnPremise) and corporate egress proxies (Internet), when configured */
+  egress: EgressContext;
   retryBufferBytes: number;
   resolve(socket: object): Destination | undefined;
   closing(): boolean;
@@ -111,6 +114,5 @@ export class RequestRecord {
 export function whyUnusable(destination: Destination): string | undefined {
   if (destination.type !== 'HTTP') return `it is of Type ${destination.type}, not HTTP`;
   if (!destination.url) return 'it has no URL';
-  if (destination.proxyType !== 'Internet') return `ProxyType ${destination.proxyType} is not supported yet`;
   return undefined;
 }

@@ -9,12 +9,18 @@
 // (it gets tokens from the Destination service) or for the target system; detour adds
 // "Token Service" and "Upstream" for those.
 import { TokenServiceError } from '../auth/types.js';
+import type { EgressProxyError } from '../egress/http-connect.js';
+import type { Socks5Error } from '../egress/socks5.js';
 
 export const ERROR_ORIGINS = {
   transparentProxy: 'Transparent Proxy',
   destinationService: 'Destination Service',
   tokenService: 'Token Service',
   upstream: 'Upstream',
+  /** SAP's value: the connectivity proxy (on-premise destinations) */
+  connectivityProxy: 'Connectivity Proxy',
+  /** detour's: a corporate HTTP / SOCKS5 proxy for Internet destinations */
+  egressProxy: 'Egress Proxy',
 } as const;
 export type ErrorOrigin = (typeof ERROR_ORIGINS)[keyof typeof ERROR_ORIGINS];
 
@@ -31,6 +37,8 @@ export type FailureKind =
   | 'read-timeout'
   | 'connection-reset'
   | 'protocol'
+  | 'proxy-authentication'
+  | 'proxy'
   | 'internal';
 
 export interface ProxyFailure {
@@ -49,6 +57,22 @@ export interface FailureContext {
   target?: string;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+  /** the request goes through a proxy: connection failures are the proxy's */
+  via?: ProxyHop;
+}
+
+export interface ProxyHop {
+  origin: typeof ERROR_ORIGINS.connectivityProxy | typeof ERROR_ORIGINS.egressProxy;
+  /** `host:port` (egress proxies: the URL with the password redacted) */
+  endpoint: string;
+  /** connections go to the proxy (absolute form) rather than tunnelled to the target */
+  connectsToProxy: boolean;
+}
+
+function hopName(hop: ProxyHop): string {
+  return hop.origin === ERROR_ORIGINS.connectivityProxy
+    ? `the connectivity proxy ${hop.endpoint}`
+    : `the egress proxy ${hop.endpoint}`;
 }
 
 const CONNECT_REFUSED = new Set(['ECONNREFUSED']);
@@ -126,9 +150,84 @@ export function authenticationFailed(error: unknown, ctx: FailureContext): Proxy
   };
 }
 
+/** A user JWT is required (PrincipalPropagation) but the request carried none. */
+export function missingUserToken(message: string): ProxyFailure {
+  return {
+    status: 400,
+    origin: ERROR_ORIGINS.transparentProxy,
+    kind: 'authentication',
+    message: safeText(message),
+  };
+}
+
+/** The connectivity proxy's own token could not be fetched (and no cached one is valid). */
+export function connectivityTokenFailed(error: unknown, ctx: FailureContext): ProxyFailure {
+  const reason = safeText(error instanceof Error ? error.message : String(error));
+  const status = (error as TokenServiceError | undefined)?.status;
+  return {
+    status: 502,
+    origin: ERROR_ORIGINS.tokenService,
+    kind: 'token-service',
+    message: `Could not get the connectivity proxy token (connectivity service key) for destination '${ctx.destination}': ${reason}`,
+    ...(typeof status === 'number' ? { internalCode: status } : {}),
+  };
+}
+
+/**
+ * The proxy answered for itself instead of forwarding: 407 (its authorization was refused), or for the
+ * connectivity proxy 405 / 503 (see ../onprem/proxy-response.ts for how such answers are recognised).
+ */
+export function proxyRejected(
+  status: number,
+  ctx: FailureContext,
+  hop: ProxyHop,
+  detail?: string,
+): ProxyFailure {
+  const at = `${hopName(hop)} for destination '${ctx.destination}' (${ctx.target ?? 'unknown target'})`;
+  const extra = detail ? `: ${safeText(detail, 200)}` : '';
+  if (status === 407)
+    return {
+      status: 502,
+      origin: hop.origin,
+      kind: 'proxy-authentication',
+      internalCode: 407,
+      message:
+        hop.origin === ERROR_ORIGINS.connectivityProxy
+          ? `${at} refused the proxy authorization (407)${extra}. Check connectivityProxy.serviceKey (or trusted mode) in the dataplane config.`
+          : `${at} requires other credentials (407)${extra}. Check the user and password in egressProxy.http or HTTP(S)_PROXY.`,
+    };
+  if (status === 405)
+    return {
+      status: 502,
+      origin: hop.origin,
+      kind: 'proxy',
+      internalCode: 405,
+      message: `${at} refused the request method (405)${extra}.`,
+    };
+  const unreachable = status === 502 || status === 503 || status === 504;
+  return {
+    status: unreachable ? 503 : 502,
+    origin: hop.origin,
+    kind: 'proxy',
+    internalCode: status,
+    message: unreachable
+      ? `${at} could not reach the target (${status})${extra}. For on-premise systems: is a Cloud Connector connected for this location, and is the virtual host mapped?`
+      : `${at} refused the request (${status})${extra}.`,
+  };
+}
+
 /** The request to the target failed before a response started. */
 export function upstreamFailed(error: unknown, ctx: FailureContext): ProxyFailure {
+  const hop = ctx.via;
+  if (hop && (error as Error | undefined)?.name === 'EgressProxyError') {
+    const e = error as EgressProxyError;
+    if (e.status !== undefined) return proxyRejected(e.status, ctx, hop, e.meaning);
+    return proxyConnectFailed(e.code ?? 'ECONNRESET', ctx, hop);
+  }
+  if (hop && (error as Error | undefined)?.name === 'Socks5Error')
+    return socks5Failed(error as Socks5Error, ctx, hop);
   const code = codeOf(error) ?? 'UNKNOWN';
+  if (hop?.connectsToProxy && CONNECT_LEVEL.has(code)) return proxyConnectFailed(code, ctx, hop);
   const at = `destination '${ctx.destination}' (${ctx.target ?? 'unknown target'})`;
   const upstream = (status: number, kind: FailureKind, message: string): ProxyFailure => ({
     status,
@@ -170,6 +269,53 @@ export function upstreamFailed(error: unknown, ctx: FailureContext): ProxyFailur
     origin: ERROR_ORIGINS.transparentProxy,
     kind: 'internal',
     message: `Forwarding to ${at} failed (${code}).`,
+  };
+}
+
+const CONNECT_LEVEL = new Set([
+  ...CONNECT_REFUSED,
+  ...UNREACHABLE,
+  ...DNS,
+  'UND_ERR_CONNECT_TIMEOUT',
+  'CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+/** A SOCKS5 proxy could not be reached, refused the credentials, or could not reach the target. */
+function socks5Failed(error: Socks5Error, ctx: FailureContext, hop: ProxyHop): ProxyFailure {
+  if (error.stage === 'proxy-connect') return proxyConnectFailed(error.code ?? 'UNKNOWN', ctx, hop);
+  const at = `${hopName(hop)} for destination '${ctx.destination}' (${ctx.target ?? 'unknown target'})`;
+  const message = safeText(error.message, 300);
+  if (error.stage === 'auth' || error.stage === 'greeting')
+    return { status: 502, origin: hop.origin, kind: 'proxy-authentication', message: `${at}: ${message}` };
+  const unreachable = error.replyCode !== undefined && [0x03, 0x04, 0x05, 0x06].includes(error.replyCode);
+  const timeout = error.code === 'ETIMEDOUT' || error.code === 'CONNECT_TIMEOUT';
+  return {
+    status: timeout ? 504 : unreachable ? 503 : 502,
+    origin: hop.origin,
+    kind: timeout ? 'connect-timeout' : unreachable ? 'unreachable' : 'proxy',
+    message: `${at}: ${message}`,
+  };
+}
+
+/** The proxy itself could not be reached. */
+function proxyConnectFailed(code: string, ctx: FailureContext, hop: ProxyHop): ProxyFailure {
+  const at = `${hopName(hop)} (for destination '${ctx.destination}', ${ctx.target ?? 'unknown target'})`;
+  const timeout = code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'CONNECT_TIMEOUT' || code === 'ETIMEDOUT';
+  const what = timeout
+    ? `did not accept or answer the connection within ${ctx.connectTimeoutMs ?? '?'} ms`
+    : CONNECT_REFUSED.has(code)
+      ? `refused the connection (${code})`
+      : DNS.has(code)
+        ? `could not be resolved (${code})`
+        : RESET.has(code)
+          ? `closed the connection (${code})`
+          : `is unreachable (${code})`;
+  return {
+    status: timeout ? 504 : 503,
+    origin: hop.origin,
+    kind: timeout ? 'connect-timeout' : CONNECT_REFUSED.has(code) ? 'connect-refused' : 'unreachable',
+    message: `${at} ${what}.`,
   };
 }
 

@@ -7,19 +7,26 @@ import type { Dispatcher } from 'undici';
 import type { AuthResult } from '../auth/types.js';
 import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
 import {
+  type FailureContext,
   type ProxyFailure,
   authenticationFailed,
+  connectivityTokenFailed,
   destinationInvalid,
   destinationMissing,
   errorResponse,
   invalidResponse,
+  missingUserToken,
+  proxyRejected,
   upstreamFailed,
 } from './errors.js';
+import { principalPropagationProblem } from '../onprem/request.js';
+import { isConnectivityProxyAnswer, PROXY_ANSWER_MAX_BYTES } from '../onprem/proxy-response.js';
 import { DestinationTlsError } from './pools.js';
 import { type HeaderList, rewriteRequest, rewriteResponseHeaders } from './rewrite.js';
+import { MissingUserTokenError, proxyHop, upstreamVia, wireRequest } from './upstream-route.js';
 
 /** Token-based authentications: a 401 may mean the cached token was revoked, so refetch once. */
-const TOKEN_AUTH = new Set(['OAuth2ClientCredentials', 'OAuth2Password']);
+const TOKEN_AUTH = new Set(['OAuth2ClientCredentials', 'OAuth2Password', 'OAuth2TechnicalUserPropagation']);
 
 type Body = Buffer | Readable | null;
 
@@ -39,6 +46,22 @@ function counter(onBytes: (n: number) => void): Transform {
       cb(null, chunk);
     },
   });
+}
+
+/** The first line of a proxy's own (short) error body, for the error message. */
+async function proxyAnswerText(body: Dispatcher.ResponseData['body']): Promise<string | undefined> {
+  let text = '';
+  try {
+    for await (const chunk of body) {
+      text += (chunk as Buffer).toString('utf8');
+      if (text.length > PROXY_ANSWER_MAX_BYTES) break;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    body.destroy();
+  }
+  return text.split('\n')[0]?.trim() || undefined;
 }
 
 async function readAll(req: IncomingMessage): Promise<Buffer> {
@@ -84,18 +107,35 @@ export async function forwardRequest(
   rec.destination = destination.name;
   const why = whyUnusable(destination);
   if (why) return sendFailure(destinationInvalid(destination.name, why));
-  const failureCtx = {
+  const via = upstreamVia(destination, ctx.egress);
+  if ('error' in via) return sendFailure(destinationInvalid(destination.name, via.error));
+  const hop = proxyHop(via, destination.url);
+  const failureCtx: FailureContext = {
     destination: destination.name,
     target: destination.url?.origin,
     connectTimeoutMs: destination.connectTimeoutMs,
     readTimeoutMs: destination.readTimeoutMs,
+    ...(hop ? { via: hop } : {}),
   };
+  const appHeaders = headerPairs(req.rawHeaders);
+  if (via.kind === 'connectivity-proxy') {
+    const problem = principalPropagationProblem(destination, appHeaders);
+    if (problem) return sendFailure(missingUserToken(problem));
+  }
 
   let auth: AuthResult;
   try {
     auth = await ctx.authenticator.authenticate(destination);
   } catch (error) {
     return sendFailure(authenticationFailed(error, failureCtx));
+  }
+  let proxyToken: string | undefined;
+  if (via.kind === 'connectivity-proxy') {
+    try {
+      proxyToken = await ctx.egress.connectivityProxy!.token();
+    } catch (error) {
+      return sendFailure(connectivityTokenFailed(error, failureCtx));
+    }
   }
 
   const contentLength = req.headers['content-length'];
@@ -126,15 +166,16 @@ export async function forwardRequest(
   const send = (authResult: AuthResult): Promise<Dispatcher.ResponseData> => {
     const up = rewriteRequest(
       destination,
-      { method, url: req.url ?? '/', headers: headerPairs(req.rawHeaders) },
+      { method, url: req.url ?? '/', headers: appHeaders },
       { authHeaders: authResult.headers, requestId },
     );
     rec.setUpstream(up.origin, up.path);
-    const { pool } = ctx.pools.get(destination, authResult.tls);
+    const wire = wireRequest(destination, via, up, appHeaders, proxyToken);
+    const { pool } = ctx.pools.get(destination, authResult.tls, via, wire.identity);
     return pool.request({
       method: method as Dispatcher.HttpMethod,
-      path: up.path,
-      headers: flatten(up.headers, hasBody),
+      path: wire.path,
+      headers: flatten(wire.headers, hasBody),
       body,
       signal: abort.signal,
       headersTimeout: destination.readTimeoutMs,
@@ -155,7 +196,26 @@ export async function forwardRequest(
       rec.retried = true;
       response = await send(auth);
     }
+    // The connectivity proxy refused its token (revoked, or the token service rotated its keys):
+    // fetch a new one and try once more when the body can be sent again.
+    if (
+      response.statusCode === 407 &&
+      via.kind === 'connectivity-proxy' &&
+      proxyToken !== undefined &&
+      !rec.retried &&
+      (!hasBody || Buffer.isBuffer(body))
+    ) {
+      await response.body.dump();
+      try {
+        proxyToken = await ctx.egress.connectivityProxy!.token(undefined, { rejected: proxyToken });
+      } catch (error) {
+        return sendFailure(connectivityTokenFailed(error, failureCtx));
+      }
+      rec.retried = true;
+      response = await send(auth);
+    }
   } catch (error) {
+    if (error instanceof MissingUserTokenError) return sendFailure(missingUserToken(error.message));
     if (error instanceof DestinationTlsError)
       return sendFailure(destinationInvalid(destination.name, error.message));
     if (abort.signal.aborted) return;
@@ -163,6 +223,16 @@ export async function forwardRequest(
   }
 
   rec.upstreamStatus = response.statusCode;
+  // (only answers on a connection to the proxy itself: through a tunnel, the target is talking)
+  if (
+    hop?.connectsToProxy &&
+    (response.statusCode === 407 ||
+      (via.kind === 'connectivity-proxy' && isConnectivityProxyAnswer(response.statusCode, response.headers)))
+  ) {
+    // the proxy answered for itself: its short text goes into x-error-message, never the body as such
+    const detail = await proxyAnswerText(response.body);
+    return sendFailure(proxyRejected(response.statusCode, failureCtx, hop, detail));
+  }
   if (ctx.closing()) res.shouldKeepAlive = false;
   try {
     res.writeHead(

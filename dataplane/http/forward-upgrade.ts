@@ -9,8 +9,12 @@ import tls from 'node:tls';
 import type { AuthResult } from '../auth/types.js';
 import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
 import {
+  type FailureContext,
   type ProxyFailure,
   authenticationFailed,
+  connectivityTokenFailed,
+  missingUserToken,
+  proxyRejected,
   destinationInvalid,
   destinationMissing,
   errorResponse,
@@ -19,8 +23,33 @@ import {
 } from './errors.js';
 import { DestinationTlsError, type UpstreamEntry } from './pools.js';
 import { rewriteRequest } from './rewrite.js';
+import { tunnelConnector } from './proxy-connector.js';
+import { proxyHop, upstreamVia, type UpstreamVia, wireRequest } from './upstream-route.js';
+import { principalPropagationProblem } from '../onprem/request.js';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
+
+/** Through a corporate proxy an upgrade always gets a tunnel (CONNECT or SOCKS5), also for http targets. */
+function openTunnelled(
+  via: Extract<UpstreamVia, { proxy: unknown }>,
+  url: URL,
+  entry: UpstreamEntry,
+  timeoutMs: number,
+): Promise<net.Socket> {
+  const connect = tunnelConnector(via.proxy, entry.tls, timeoutMs);
+  return new Promise((resolve, reject) =>
+    connect(
+      {
+        hostname: url.hostname,
+        host: url.host,
+        protocol: url.protocol,
+        port: url.port || (url.protocol === 'https:' ? '443' : '80'),
+      } as Parameters<typeof connect>[0],
+      (error, socket) => (error ? reject(error) : resolve(socket as net.Socket)),
+    ),
+  );
+}
+
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 function timeoutError(code: 'CONNECT_TIMEOUT' | 'READ_TIMEOUT'): Error {
@@ -63,12 +92,22 @@ export async function forwardUpgrade(
   const why = whyUnusable(destination);
   const url = destination.url;
   if (why || !url) return sendFailure(destinationInvalid(destination.name, why ?? 'it has no URL'));
-  const failureCtx = {
+  const via = upstreamVia(destination, ctx.egress);
+  if ('error' in via) return sendFailure(destinationInvalid(destination.name, via.error));
+  const hop = proxyHop(via, url);
+  const failureCtx: FailureContext = {
     destination: destination.name,
     target: url.origin,
     connectTimeoutMs: destination.connectTimeoutMs,
     readTimeoutMs: destination.readTimeoutMs,
+    // the connectivity proxy is connected to directly; tunnel clients wrap their own failures
+    ...(hop ? { via: { ...hop, connectsToProxy: via.kind === 'connectivity-proxy' } } : {}),
   };
+  const appHeaders = headerPairs(req.rawHeaders);
+  if (via.kind === 'connectivity-proxy') {
+    const problem = principalPropagationProblem(destination, appHeaders);
+    if (problem) return sendFailure(missingUserToken(problem));
+  }
 
   let auth: AuthResult;
   let entry: UpstreamEntry;
@@ -77,8 +116,17 @@ export async function forwardUpgrade(
   } catch (error) {
     return sendFailure(authenticationFailed(error, failureCtx));
   }
+  let proxyToken: string | undefined;
+  if (via.kind === 'connectivity-proxy') {
+    try {
+      proxyToken = await ctx.egress.connectivityProxy!.token();
+    } catch (error) {
+      return sendFailure(connectivityTokenFailed(error, failureCtx));
+    }
+  }
   try {
-    entry = ctx.pools.get(destination, auth.tls);
+    // the same `via` as requests use, so the destination's pool is not replaced back and forth
+    entry = ctx.pools.get(destination, auth.tls, via);
   } catch (error) {
     if (error instanceof DestinationTlsError)
       return sendFailure(destinationInvalid(destination.name, error.message));
@@ -88,22 +136,44 @@ export async function forwardUpgrade(
 
   const up = rewriteRequest(
     destination,
-    { method, url: req.url ?? '/', headers: headerPairs(req.rawHeaders) },
+    { method, url: req.url ?? '/', headers: appHeaders },
     { authHeaders: auth.headers, requestId, upgrade: true },
   );
   rec.setUpstream(up.origin, up.path);
+  // OnPremise: absolute form with the proxy's headers, on a connection of its own (so never shared
+  // between identities); tunnels and direct connections: the request as rewritten
+  const wire =
+    via.kind === 'connectivity-proxy'
+      ? wireRequest(destination, via, up, appHeaders, proxyToken)
+      : { path: up.path, headers: up.headers };
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-  const target: net.Socket = entry.tls
-    ? tls.connect({
-        host,
-        port,
-        secureContext: entry.tls.secureContext,
-        rejectUnauthorized: entry.tls.rejectUnauthorized,
-        ...(net.isIP(host) ? {} : { servername: host }),
-        ALPNProtocols: ['http/1.1'],
-      })
-    : net.connect({ host, port });
+  let tunnelled: net.Socket | undefined;
+  if (via.kind === 'http-proxy' || via.kind === 'socks5') {
+    try {
+      tunnelled = await openTunnelled(via, url, entry, destination.connectTimeoutMs);
+    } catch (error) {
+      return sendFailure(upstreamFailed(error, failureCtx));
+    }
+    if (socket.destroyed) return void tunnelled.destroy();
+  }
+  const target: net.Socket = tunnelled
+    ? tunnelled
+    : entry.tls
+      ? tls.connect({
+          host,
+          port,
+          secureContext: entry.tls.secureContext,
+          rejectUnauthorized: entry.tls.rejectUnauthorized,
+          ...(net.isIP(host) ? {} : { servername: host }),
+          ALPNProtocols: ['http/1.1'],
+        })
+      : via.kind === 'connectivity-proxy'
+        ? net.connect({
+            host: ctx.egress.connectivityProxy!.host,
+            port: ctx.egress.connectivityProxy!.httpPort,
+          })
+        : net.connect({ host, port });
   link.upstream = target;
 
   let phase: 'connect' | 'head' | 'tunnel' = 'connect';
@@ -116,13 +186,15 @@ export async function forwardUpgrade(
     socket.destroy();
   });
 
-  target.once(entry.tls ? 'secureConnect' : 'connect', () => {
+  const sendHead = (): void => {
     phase = 'head';
     target.setTimeout(destination.readTimeoutMs || 0);
-    const lines = up.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    target.write(`${method} ${up.path} HTTP/1.1\r\n${lines}\r\n`);
+    const lines = wire.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    target.write(`${method} ${wire.path} HTTP/1.1\r\n${lines}\r\n`);
     if (head.length > 0) target.write(head);
-  });
+  };
+  if (tunnelled) sendHead();
+  else target.once(entry.tls ? 'secureConnect' : 'connect', sendHead);
 
   let received = Buffer.alloc(0);
   const onHead = (chunk: Buffer): void => {
@@ -139,6 +211,12 @@ export async function forwardUpgrade(
     }
     status = Number(match[1]);
     rec.upstreamStatus = status;
+    if (hop && status === 407) {
+      // the proxy refused its token: a clear 502, not the proxy's 407 (which the app cannot act on)
+      phase = 'tunnel';
+      target.destroy();
+      return sendFailure(proxyRejected(407, failureCtx, hop));
+    }
     phase = 'tunnel';
     target.setTimeout(0);
     target.off('data', onHead);

@@ -12,6 +12,7 @@ import { badRequest, errorResponse, internalError, rawResponse } from './errors.
 import { forwardRequest } from './forward-request.js';
 import { forwardUpgrade } from './forward-upgrade.js';
 import { UpstreamPools } from './pools.js';
+import type { EgressContext } from './upstream-route.js';
 
 export interface HttpDestinationHandlerOptions {
   authenticator: Authenticator;
@@ -25,6 +26,8 @@ export interface HttpDestinationHandlerOptions {
   appKeepAliveTimeoutMs?: number;
   /** A destination's upstream pool unused this long is closed (default 5 min). */
   upstreamIdleCloseMs?: number;
+  /** The connectivity proxy (OnPremise destinations) and corporate egress proxies (Internet). */
+  egress?: EgressContext;
 }
 
 export interface HttpDestinationHandler {
@@ -52,6 +55,7 @@ export function createHttpDestinationHandler(options: HttpDestinationHandlerOpti
       log,
       ...(options.upstreamIdleCloseMs ? { idleCloseMs: options.upstreamIdleCloseMs } : {}),
     }),
+    egress: options.egress ?? {},
     retryBufferBytes: options.retryBufferBytes ?? 64 * 1024,
     resolve(socket: object): Destination | undefined {
       const source = sources.get(socket);

@@ -56,7 +56,11 @@ export function upstreamTls(destination: Destination, credentials?: TlsClientCre
  * (new URL origin, timeouts, trust settings, client certificate) means new connections. Never logged
  * raw; only this hash is kept.
  */
-export function connectionKey(destination: Destination, credentials?: TlsClientCredentials): string {
+export function connectionKey(
+  destination: Destination,
+  credentials?: TlsClientCredentials,
+  via?: string,
+): string {
   const h = createHash('sha256');
   const part = (label: string, value: string | Buffer | undefined): void => {
     h.update(label).update('\0');
@@ -72,5 +76,6 @@ export function connectionKey(destination: Destination, credentials?: TlsClientC
   part('cert', credentials?.cert);
   part('key', credentials?.key);
   part('passphrase', credentials?.passphrase);
+  if (via !== undefined) part('via', via);
   return h.digest('hex');
 }

@@ -29,7 +29,7 @@ dns: { port: 15053, ttl: 30 }
 admin: { address: 127.0.0.1, port: 9901 }
 passthrough: false
 destinations: { files: [./destinations.yaml] }
-connectivityProxy: { host: cp.example.test }
+connectivityProxy: { host: cp.example.test, trusted: true }
 tenantMode: dedicated
 `;
     expect(parseConfigText(text, 'detour.yaml')).toMatchObject({
@@ -111,6 +111,7 @@ describe('resolveConfig: defaults < config file < flags', () => {
       passthrough: true,
       logLevel: 'info',
       connectTimeoutMs: 10000,
+      egressProxy: { noProxy: [], sources: {}, warnings: [] },
     });
   });
 

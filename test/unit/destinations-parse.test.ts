@@ -110,6 +110,7 @@ describe('a valid HTTP destination', () => {
     );
     const d = parse({
       ...http,
+      URL: 'http://erp.corp:44300/sap',
       ProxyType: 'OnPremise',
       CloudConnectorLocationId: 'loc1',
       Authentication: 'OAuth2Password',
@@ -129,6 +130,23 @@ describe('a valid HTTP destination', () => {
       tokenServiceUser: 'tsu',
       user: 'u',
     });
+  });
+
+  test('PrincipalPropagation and OAuth2TechnicalUserPropagation (OnPremise only)', () => {
+    const onPremise = { Name: 'erp', URL: 'http://erp.corp:44300', ProxyType: 'OnPremise' };
+    expect(parse({ ...onPremise, Authentication: 'PrincipalPropagation' })).toMatchObject({
+      authentication: 'PrincipalPropagation',
+      proxyType: 'OnPremise',
+    });
+    expect(
+      parse({
+        ...onPremise,
+        Authentication: 'OAuth2TechnicalUserPropagation',
+        tokenServiceURL: 'https://auth.example.test/oauth/token',
+        clientId: 'c',
+        clientSecret: 's',
+      }),
+    ).toMatchObject({ authentication: 'OAuth2TechnicalUserPropagation', clientId: 'c' });
   });
 
   test('empty values count as not set', () => {
@@ -292,7 +310,22 @@ describe('validation messages name the source, the destination and the property'
     ],
     [
       { ...http, Authentication: 'PrincipalPropagation' },
-      'destinations.yaml: destination "orders": Authentication: not supported by the dataplane yet: PrincipalPropagation',
+      'destinations.yaml: destination "orders": Authentication: PrincipalPropagation requires ProxyType OnPremise (got Internet)',
+    ],
+    [
+      {
+        ...http,
+        URL: 'http://erp.corp:44300',
+        ProxyType: 'OnPremise',
+        Authentication: 'OAuth2TechnicalUserPropagation',
+        tokenServiceURL: 'https://auth.example.test/oauth/token',
+        clientId: 'c',
+      },
+      'destinations.yaml: destination "orders": clientSecret: required for OAuth2TechnicalUserPropagation',
+    ],
+    [
+      { ...http, ProxyType: 'OnPremise' },
+      'destinations.yaml: destination "orders": URL: OnPremise URLs must be http:// (the connectivity proxy takes plain HTTP; the Cloud Connector originates TLS to the backend when its access control says HTTPS)',
     ],
     [
       { ...http, Authentication: 'OAuth2SAMLBearerAssertion' },
@@ -300,7 +333,7 @@ describe('validation messages name the source, the destination and the property'
     ],
     [
       { ...http, Authentication: 'Basic' },
-      'destinations.yaml: destination "orders": Authentication: unknown authentication type "Basic"; expected one of NoAuthentication, BasicAuthentication, OAuth2ClientCredentials, OAuth2Password, ClientCertificateAuthentication',
+      'destinations.yaml: destination "orders": Authentication: unknown authentication type "Basic"; expected one of NoAuthentication, BasicAuthentication, OAuth2ClientCredentials, OAuth2Password, ClientCertificateAuthentication, PrincipalPropagation, OAuth2TechnicalUserPropagation',
     ],
     [
       { ...http, TrustAll: 'yes' },
