@@ -4,7 +4,7 @@
 # Safe to re-run. Source scripts/env.sh afterwards (or use scripts/test.sh / scripts/demo.sh).
 set -eu
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-PACKAGES="iptables nftables iproute2 dnsutils curl conntrack util-linux procps g++ make python3 nginx-light socat kmod dnsmasq-base iperf3 haproxy dnsperf wrk nghttp2-client gnuplot-nox squid dante-server postgresql"
+PACKAGES="iptables nftables iproute2 dnsutils curl conntrack util-linux procps g++ make python3 nginx-light libnginx-mod-stream socat kmod dnsmasq-base iperf3 haproxy dnsperf wrk nghttp2-client gnuplot-nox squid dante-server postgresql"
 if [ "${DETOUR_SKIP_APT:-}" != 1 ] && command -v apt-get >/dev/null 2>&1; then
   missing=""
   for p in $PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
