@@ -5,7 +5,7 @@ import type net from 'node:net';
 import { EgressProxyError, openTunnel } from './http-connect.js';
 import { connectSocks5, Socks5Error, type Socks5Auth } from './socks5.js';
 import type { TcpRoute } from './tcp-route.js';
-import type { ConnectivityProxy } from './types.js';
+import type { ConnectivityProxy, EgressProxy } from './types.js';
 
 export class TcpEgressError extends Error {
   /** token (connectivity proxy token service), or the proxy protocol stage that failed */
@@ -122,6 +122,32 @@ export function tokenRefused(error: unknown): boolean {
   return error.stage === 'connect' && error.replyCode === 0x05;
 }
 
+/**
+ * A connected socket to `target` through a corporate proxy: an HTTP CONNECT tunnel, or SOCKS5 with
+ * username/password when the proxy URL has credentials. Used by TCP destinations (allowHalfOpen: a
+ * FIN is passed on) and by the HTTP path's tunnel connector.
+ */
+export function openThroughEgressProxy(
+  proxy: EgressProxy,
+  target: { host: string; port: number },
+  timeoutMs: number,
+  options: { allowHalfOpen?: boolean } = {},
+): Promise<net.Socket> {
+  if (proxy.kind === 'http')
+    return openTunnel({
+      proxy,
+      host: target.host,
+      port: target.port,
+      timeoutMs,
+      ...(options.allowHalfOpen ? { allowHalfOpen: true } : {}),
+    });
+  const auth: Socks5Auth =
+    proxy.username !== undefined
+      ? { method: 'username-password', username: proxy.username, password: proxy.password ?? '' }
+      : { method: 'none' };
+  return connectSocks5({ proxy: { host: proxy.host, port: proxy.port }, target, auth, timeoutMs });
+}
+
 export async function connectThroughProxy(request: TcpConnectRequest): Promise<net.Socket> {
   const { route, target, timeoutMs } = request;
   try {
@@ -144,20 +170,7 @@ export async function connectThroughProxy(request: TcpConnectRequest): Promise<n
         return await through(fresh);
       }
     }
-    const proxy = route.proxy;
-    if (proxy.kind === 'http')
-      return await openTunnel({
-        proxy,
-        host: target.host,
-        port: target.port,
-        timeoutMs,
-        allowHalfOpen: true,
-      });
-    const auth: Socks5Auth =
-      proxy.username !== undefined
-        ? { method: 'username-password', username: proxy.username, password: proxy.password ?? '' }
-        : { method: 'none' };
-    return await connectSocks5({ proxy: { host: proxy.host, port: proxy.port }, target, auth, timeoutMs });
+    return await openThroughEgressProxy(route.proxy, target, timeoutMs, { allowHalfOpen: true });
   } catch (error) {
     if (error instanceof TcpEgressError) throw error;
     if (error instanceof Socks5Error)

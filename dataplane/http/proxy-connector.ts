@@ -4,29 +4,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { buildConnector } from 'undici';
-import { openTunnel } from '../egress/http-connect.js';
-import { connectSocks5 } from '../egress/socks5.js';
+import { openThroughEgressProxy } from '../egress/tcp-connect.js';
 import type { EgressProxy } from '../egress/types.js';
 import type { UpstreamTls } from './tls-options.js';
-
-/** A connected (and, for SOCKS5, handshaken) socket to host:port through the proxy. */
-export function openThroughProxy(
-  proxy: EgressProxy,
-  host: string,
-  port: number,
-  timeoutMs: number,
-): Promise<net.Socket> {
-  if (proxy.kind === 'http') return openTunnel({ proxy, host, port, timeoutMs });
-  return connectSocks5({
-    proxy: { host: proxy.host, port: proxy.port },
-    target: { host, port },
-    auth:
-      proxy.username !== undefined
-        ? { method: 'username-password', username: proxy.username, password: proxy.password ?? '' }
-        : { method: 'none' },
-    timeoutMs,
-  });
-}
 
 export function tunnelConnector(
   proxy: EgressProxy,
@@ -37,7 +17,7 @@ export function tunnelConnector(
     const host = options.hostname.replace(/^\[|\]$/g, '');
     const port = Number(options.port || (options.protocol === 'https:' ? 443 : 80));
     const started = Date.now();
-    openThroughProxy(proxy, host, port, timeoutMs).then(
+    openThroughEgressProxy(proxy, { host, port }, timeoutMs).then(
       (socket) => {
         if (!upstreamTls) {
           // handed over paused; HTTP targets speak only after the request
