@@ -7,10 +7,9 @@ import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCa, issueCertificate } from '../lab/certs.js';
 import { cleanupStaleLabs, createLab, type Background, type Lab } from '../lab/lab.js';
-import { DETOUR_BIN, REPO, startDnsmasq } from './helpers.js';
+import { DETOUR_BIN, REPO, startDnsmasq, spawnDataplane } from './helpers.js';
 
 const APP_UID = 1000;
-const DATAPLANE_UID = 5678;
 const SECRETS = [
   'wr0ng-SECRET-789',
   's3cret-orders-XYZ',
@@ -142,16 +141,7 @@ beforeAll(async () => {
   await oauth.waitFor(/oauth ready/, 15000);
 
   await lab.run('app', ['node', DETOUR_BIN, 'install', 'transparent-proxy', '--redirect-dns']);
-  dataplane = lab.spawn('app', [
-    'node',
-    DETOUR_BIN,
-    'dataplane',
-    '--user',
-    `${DATAPLANE_UID}`,
-    '--destinations',
-    destinationsFile,
-  ]);
-  await dataplane.waitFor(/"msg":"ready"/, 20000);
+  dataplane = await spawnDataplane(lab, ['--destinations', destinationsFile]);
   await waitUntil(async () => (await admin('/ready')).stdout.includes('"ready":true'), 'admin /ready');
 }, 120000);
 

@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { startDante } from '../lab/dante.js';
 import { cleanupStaleLabs, createLab, type Background, type Lab } from '../lab/lab.js';
 import { startSquid } from '../lab/squid.js';
-import { DETOUR_BIN } from './helpers.js';
+import { DETOUR_BIN, spawnDataplane } from './helpers.js';
 
 const APP_UID = 1000;
-const DATAPLANE_UID = 5678;
 const SOCKS_PASSWORD = 'dante-PASS-417';
 const HTTP_PASSWORD = 'squid-PASS-938';
 const WRONG_PASSWORD = 'wrong-PASS-000';
@@ -59,16 +58,7 @@ async function startDataplane(egressProxy: Record<string, string>): Promise<void
     `destinations:\n  files: [${join(dir, 'destinations.yaml')}]\negressProxy:\n${section}\n  noProxy: ["${proxyAddress}"]\n  fromEnvironment: false\n`,
   );
   chmodSync(config, 0o644);
-  dataplane = lab.spawn('app', [
-    'node',
-    DETOUR_BIN,
-    'dataplane',
-    '--user',
-    `${DATAPLANE_UID}`,
-    '--config',
-    config,
-  ]);
-  await dataplane.waitFor(/"msg":"ready"/, 20000);
+  dataplane = await spawnDataplane(lab, ['--config', config]);
 }
 
 const lines = (): Line[] =>

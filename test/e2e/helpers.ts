@@ -1,10 +1,12 @@
 // Shared pieces of the end-to-end tests: the CLI path, rule snapshots, foreign rules, dnsmasq.
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Lab } from '../lab/lab.js';
+import type { Background, Lab } from '../lab/lab.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DETOUR_BIN = join(REPO, 'bin', 'detour.js');
+/** The dataplane's UID in every lab (the rules' loop breaker). */
+export const DATAPLANE_UID = 5678;
 
 /** Removes what legitimately varies between two dumps: comments with timestamps and counters. */
 export function normalizeDump(text: string): string {
@@ -130,4 +132,21 @@ export function dropEmptyTables(snapshot: string): string {
     .replace(nftBlock, '')
     .replace(/\n{2,}/g, '\n')
     .trim();
+}
+
+/**
+ * `detour dataplane --user 5678 <args>` in the lab's `app` namespace (as the dataplane UID, whose own
+ * traffic the rules let through); resolves once it logged "ready".
+ */
+export async function spawnDataplane(lab: Lab, args: string[]): Promise<Background> {
+  const dataplane = lab.spawn('app', [
+    'node',
+    DETOUR_BIN,
+    'dataplane',
+    '--user',
+    `${DATAPLANE_UID}`,
+    ...args,
+  ]);
+  await dataplane.waitFor(/"msg":"ready"/, 20000);
+  return dataplane;
 }

@@ -8,10 +8,9 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupStaleLabs, createLab, type Background, type Lab } from '../lab/lab.js';
-import { DETOUR_BIN, REPO } from './helpers.js';
+import { DETOUR_BIN, REPO, spawnDataplane } from './helpers.js';
 
 const APP_UID = 1000;
-const DATAPLANE_UID = 5678;
 const OAUTH = '198.51.100.10';
 const CP = '198.51.100.11';
 const SECRETS = {
@@ -148,16 +147,7 @@ async function startDataplane(clientId = 'cp-client', secret = SECRETS.cp): Prom
     }),
   );
   chmodSync(join(dir, 'cp-key.json'), 0o644);
-  const bg = lab.spawn('app', [
-    'node',
-    DETOUR_BIN,
-    'dataplane',
-    '--user',
-    `${DATAPLANE_UID}`,
-    '--config',
-    join(dir, 'detour.yaml'),
-  ]);
-  await bg.waitFor(/"msg":"ready"/, 20000);
+  const bg = await spawnDataplane(lab, ['--config', join(dir, 'detour.yaml')]);
   const deadline = Date.now() + 10000;
   while (!(await admin('/ready')).stdout.includes('"ready":true')) {
     if (Date.now() > deadline) throw new Error('dataplane not ready');

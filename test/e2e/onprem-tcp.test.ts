@@ -10,10 +10,9 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupStaleLabs, createLab, type Background, type Lab } from '../lab/lab.js';
 import { PG_BIN, startPostgres, type PostgresServer } from '../lab/postgres.js';
-import { DETOUR_BIN, REPO } from './helpers.js';
+import { DETOUR_BIN, REPO, spawnDataplane } from './helpers.js';
 
 const APP_UID = 1000;
-const DATAPLANE_UID = 5678;
 const OAUTH = '198.51.100.10';
 const CP = '198.51.100.11';
 const CP_SECRET = 'cp-SECRET-4711';
@@ -70,16 +69,7 @@ async function startDataplane(connectivityProxy: Record<string, string | number 
       'egressProxy:\n  fromEnvironment: false\n',
   );
   chmodSync(config, 0o644);
-  dataplane = lab.spawn('app', [
-    'node',
-    DETOUR_BIN,
-    'dataplane',
-    '--user',
-    `${DATAPLANE_UID}`,
-    '--config',
-    config,
-  ]);
-  await dataplane.waitFor(/"msg":"ready"/, 20000);
+  dataplane = await spawnDataplane(lab, ['--config', config]);
 }
 
 const lines = (): Line[] =>

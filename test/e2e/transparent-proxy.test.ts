@@ -3,7 +3,7 @@
 // uninstall restores the exact prior ruleset with foreign rules present.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createLab, cleanupStaleLabs, type Background, type Lab } from '../lab/lab.js';
-import { DETOUR_BIN, rulesSnapshot, addForeignRules, startDnsmasq } from './helpers.js';
+import { DETOUR_BIN, rulesSnapshot, addForeignRules, startDnsmasq, spawnDataplane } from './helpers.js';
 
 const APP_UID = 1000;
 const EXCLUDED_UID = 2000;
@@ -81,16 +81,7 @@ describe.each(BACKENDS)('transparent proxy with backend %s', (backend) => {
   });
 
   test('app traffic goes through the dataplane with its original destination', async () => {
-    dataplane = lab.spawn('app', [
-      'node',
-      DETOUR_BIN,
-      'dataplane',
-      '--user',
-      `${DATAPLANE_UID}`,
-      '--dns-port',
-      '16053',
-    ]);
-    await dataplane.waitFor(/"msg":"ready"/, 20000);
+    dataplane = await spawnDataplane(lab, ['--dns-port', '16053']);
     const response = await curl(`http://${lab.addr.serverV4}/`);
     expect(response.stdout).toContain(`server-80 from ${lab.addr.serverV4}:80 to ${lab.addr.appV4}`);
     await expectLogged(() => dataplaneLines(`"originalDestination":"${lab.addr.serverV4}:80"`).length > 0);
