@@ -6,6 +6,7 @@
 import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { parseArgs } from 'node:util';
 import { cleanupStaleLabs, createLab } from '../../dist/test/lab/lab.js';
 
@@ -28,6 +29,7 @@ const { values: opts } = parseArgs({
     workers: { type: 'string' },
     'nginx-workers': { type: 'string', default: 'auto' },
     json: { type: 'string' },
+    perf: { type: 'string' },
   },
 });
 const only = new Set(opts.only.split(','));
@@ -49,13 +51,14 @@ function treeOf(root) {
   for (let i = 0; i < out.length; i++) for (const [p, pp] of parents) if (pp === out[i]) out.push(p);
   return out;
 }
-function cpuSeconds(root) {
+function cpuSeconds(root, which = 'all') {
   let ticks = 0;
   for (const pid of treeOf(root)) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+      if (which !== 'sys') ticks += Number(f[11]); // utime
+      if (which !== 'user') ticks += Number(f[12]); // stime
     } catch {
       /* gone */
     }
@@ -77,6 +80,7 @@ function rssMb(root) {
 /** Runs fn while sampling the processes' RSS; returns fn's result with CPU seconds and peak RSS each. */
 async function measured(pids, fn) {
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const sys0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p, 'sys')]));
   const peak = Object.fromEntries(Object.keys(pids).map((k) => [k, 0]));
   const timer = setInterval(() => {
     for (const [k, p] of Object.entries(pids)) peak[k] = Math.max(peak[k], rssMb(p));
@@ -85,7 +89,11 @@ async function measured(pids, fn) {
   clearInterval(timer);
   const usage = {};
   for (const [k, p] of Object.entries(pids))
-    usage[k] = { cpuS: cpuSeconds(p) - cpu0[k], rssMb: Math.max(peak[k], rssMb(p)) };
+    usage[k] = {
+      cpuS: cpuSeconds(p) - cpu0[k],
+      sysS: cpuSeconds(p, 'sys') - sys0[k],
+      rssMb: Math.max(peak[k], rssMb(p)),
+    };
   return { ...result, usage };
 }
 
@@ -206,6 +214,7 @@ listen http
     ]);
     const dpLog = join(dt, 'dataplane.log');
     const nodeFlags = opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${opts['cpu-prof']}`] : [];
+    if (opts.perf) nodeFlags.push('--perf-basic-prof-only-functions');
     if (opts['cpu-prof']) mkdirSync(opts['cpu-prof'], { recursive: true, mode: 0o777 });
     if (opts['cpu-prof']) chmodSync(opts['cpu-prof'], 0o777);
     const dpArgs = [
@@ -235,7 +244,11 @@ listen http
     }
     const dig = async (name) =>
       (await lab.run('app', ['dig', '+short', name], { uid: APP_UID })).stdout.trim().split('\n')[0];
-    const vip = { http: await dig('bench-http'), tcp: await dig('bench-tcp'), tcpHttp: await dig('bench-tcp-http') };
+    const vip = {
+      http: await dig('bench-http'),
+      tcp: await dig('bench-tcp'),
+      tcpHttp: await dig('bench-tcp-http'),
+    };
     const curl = await lab.run('app', ['curl', '-sS', '--max-time', '5', `http://${vip.http}/`], {
       uid: APP_UID,
     });
@@ -249,14 +262,18 @@ listen http
     const pids = { detour: dataplane.pid, nginx: forwarder.pid, haproxy: haproxy.pid };
     const d = opts.duration;
     const wrk = async (url, extra = [], uid = APP_UID, env = {}) => {
-      const r = await lab.run(
-        'app',
-        ['wrk', '--latency', '-d', `${d}s`, '--timeout', '5s', ...extra, url],
-        { uid, env, timeoutMs: (Number(d) + 30) * 1000 },
-      );
+      const r = await lab.run('app', ['wrk', '--latency', '-d', `${d}s`, '--timeout', '5s', ...extra, url], {
+        uid,
+        env,
+        timeoutMs: (Number(d) + 30) * 1000,
+      });
       return parseWrk(r.stdout);
     };
-    const results = { when: new Date().toISOString(), duration: Number(d), workers: opts.workers ?? 'default' };
+    const results = {
+      when: new Date().toISOString(),
+      duration: Number(d),
+      workers: opts.workers ?? 'default',
+    };
 
     if (only.has('http')) {
       // maximum req/s, same client settings for both
@@ -272,8 +289,24 @@ listen http
       const conns = 10;
       const flags = ['-t', '1', '-c', String(conns), '-s', RATE_LUA];
       const env = { RATE: opts.rate, CONNS: String(conns) };
+      // --perf FILE: `perf record -g` on the dataplane during its run (JIT names from /tmp/perf-PID.map)
+      const perf = opts.perf
+        ? lab.spawn('app', [
+            'perf',
+            'record',
+            '-F',
+            '999',
+            '-g',
+            '-o',
+            opts.perf,
+            '-p',
+            String(dataplane.pid),
+          ])
+        : undefined;
+      const detourRate = await measured(pids, () => wrk(`http://${vip.http}/`, flags, APP_UID, env));
+      await perf?.stop();
       results.rate = {
-        detour: await measured(pids, () => wrk(`http://${vip.http}/`, flags, APP_UID, env)),
+        detour: detourRate,
         nginx: await measured(pids, () => wrk('http://127.0.0.1:18080/', flags, APP_UID, env)),
         direct: await measured(pids, () =>
           wrk(`http://${SERVER}:8080/`, [...flags, '-H', `Authorization: ${AUTH}`], PEER_UID, env),
@@ -317,28 +350,57 @@ function summarize(r) {
   const s = {};
   const round = (x, n = 2) => Math.round(x * 10 ** n) / 10 ** n;
   if (r.http) {
-    s.httpRps = { detour: r.http.detour.rps, nginx: r.http.nginx.rps, ratio: round(r.http.detour.rps / r.http.nginx.rps) };
-    s.httpMaxCpu = { detour: round(r.http.detour.usage.detour.cpuS), nginx: round(r.http.nginx.usage.nginx.cpuS) };
+    s.httpRps = {
+      detour: r.http.detour.rps,
+      nginx: r.http.nginx.rps,
+      ratio: round(r.http.detour.rps / r.http.nginx.rps),
+    };
+    s.httpMaxCpu = {
+      detour: round(r.http.detour.usage.detour.cpuS),
+      nginx: round(r.http.nginx.usage.nginx.cpuS),
+    };
   }
   if (r.rate) {
     const per1000 = (x, who) => round((x.usage[who].cpuS / x.requests) * 1000, 3);
     s.rate = {
       rps: { detour: r.rate.detour.rps, nginx: r.rate.nginx.rps },
       p50: { detour: r.rate.detour.p50, nginx: r.rate.nginx.p50, direct: r.rate.direct.p50 },
-      p99: { detour: r.rate.detour.p99, nginx: r.rate.nginx.p99, direct: r.rate.direct.p99, ratio: round(r.rate.detour.p99 / r.rate.nginx.p99) },
-      cpuSecondsPer1000Req: { detour: per1000(r.rate.detour, 'detour'), nginx: per1000(r.rate.nginx, 'nginx') },
-      vCpuPer1000ReqPerS: { detour: round(r.rate.detour.usage.detour.cpuS / r.duration / (r.rate.detour.rps / 1000), 3) },
-      rssMb: { detour: round(r.rate.detour.usage.detour.rssMb, 1), nginx: round(r.rate.nginx.usage.nginx.rssMb, 1) },
+      p99: {
+        detour: r.rate.detour.p99,
+        nginx: r.rate.nginx.p99,
+        direct: r.rate.direct.p99,
+        ratio: round(r.rate.detour.p99 / r.rate.nginx.p99),
+      },
+      cpuSecondsPer1000Req: {
+        detour: per1000(r.rate.detour, 'detour'),
+        nginx: per1000(r.rate.nginx, 'nginx'),
+      },
+      vCpuPer1000ReqPerS: {
+        detour: round(r.rate.detour.usage.detour.cpuS / r.duration / (r.rate.detour.rps / 1000), 3),
+      },
+      rssMb: {
+        detour: round(r.rate.detour.usage.detour.rssMb, 1),
+        nginx: round(r.rate.nginx.usage.nginx.rssMb, 1),
+      },
     };
   }
   if (r.tcp) {
-    s.tcpGbps = { detour: round(r.tcp.detour.gbps), haproxy: round(r.tcp.haproxy.gbps), direct: round(r.tcp.direct.gbps), ratio: round(r.tcp.detour.gbps / r.tcp.haproxy.gbps) };
+    s.tcpGbps = {
+      detour: round(r.tcp.detour.gbps),
+      haproxy: round(r.tcp.haproxy.gbps),
+      direct: round(r.tcp.direct.gbps),
+      ratio: round(r.tcp.detour.gbps / r.tcp.haproxy.gbps),
+    };
     const added = (x) => round(x.p50 - r.tcpLatency.direct.p50, 3);
     s.tcpAddedP50Ms = {
       detour: added(r.tcpLatency.detour),
       haproxy: added(r.tcpLatency.haproxy),
       ratio: round(added(r.tcpLatency.detour) / added(r.tcpLatency.haproxy)),
-      p50: { detour: r.tcpLatency.detour.p50, haproxy: r.tcpLatency.haproxy.p50, direct: r.tcpLatency.direct.p50 },
+      p50: {
+        detour: r.tcpLatency.detour.p50,
+        haproxy: r.tcpLatency.haproxy.p50,
+        direct: r.tcpLatency.direct.p50,
+      },
     };
   }
   return s;

@@ -43,7 +43,7 @@ export class UpstreamPools {
 
   /** The pool for this destination and client identity. Throws when the TLS material is unusable. */
   get(destination: Destination, credentials?: TlsClientCredentials): UpstreamEntry {
-    const key = connectionKey(destination, credentials);
+    const key = this.keyOf(destination, credentials);
     const current = this.entries.get(destination.name);
     if (current?.key === key) {
       current.lastUsed = Date.now();
@@ -73,6 +73,16 @@ export class UpstreamPools {
       this.retire(destination.name, current);
     }
     return entry;
+  }
+
+  /** connectionKey hashes; destinations and key stores are replaced (never mutated) on reload. */
+  private readonly keys = new WeakMap<Destination, { credentials?: TlsClientCredentials; key: string }>();
+  private keyOf(destination: Destination, credentials?: TlsClientCredentials): string {
+    const known = this.keys.get(destination);
+    if (known && known.credentials === credentials) return known.key;
+    const key = connectionKey(destination, credentials);
+    this.keys.set(destination, { credentials, key });
+    return key;
   }
 
   /** Requests still running on a retired pool finish; then its connections close. */
