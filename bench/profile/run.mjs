@@ -2,7 +2,7 @@
 // Quick, repeatable dataplane measurement (see README.md): detour vs nginx (HTTP with an injected
 // Authorization header) and vs haproxy `mode tcp` (iperf3 and added latency), in one lab, one run.
 // Usage (root, after `npm run build`): node bench/profile/run.mjs [--duration 10] [--only http,rate,tcp]
-//   [--cpu-prof DIR] [--workers N] [--nginx-workers auto|N] [--json FILE]
+//   [--cpu-prof DIR] [--perf FILE] [--detour CHECKOUT] [--nginx-workers auto|N] [--json FILE]
 import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,6 @@ import { parseArgs } from 'node:util';
 import { cleanupStaleLabs, createLab } from '../../dist/test/lab/lab.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DETOUR_BIN = join(REPO, 'bin', 'detour.js');
 const RATE_LUA = join(REPO, 'bench', 'profile', 'rate.lua');
 const APP_UID = 1000; // the workload: redirected
 const PEER_UID = 2000; // nginx forwarder, haproxy, direct baselines: excluded from redirection
@@ -26,12 +25,14 @@ const { values: opts } = parseArgs({
     rate: { type: 'string', default: '1000' },
     only: { type: 'string', default: 'http,rate,tcp' },
     'cpu-prof': { type: 'string' },
-    workers: { type: 'string' },
     'nginx-workers': { type: 'string', default: 'auto' },
     json: { type: 'string' },
     perf: { type: 'string' },
+    detour: { type: 'string' },
   },
 });
+// --detour DIR: another built checkout (e.g. the commit before a change) for BEFORE figures
+const DETOUR_BIN = join(opts.detour ?? REPO, 'bin', 'detour.js');
 const only = new Set(opts.only.split(','));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -226,7 +227,6 @@ listen http
       String(DATAPLANE_UID),
       '--destinations',
       destinations,
-      ...(opts.workers ? ['--workers', opts.workers] : []),
     ];
     // stdout to a file (not through the harness): the access log is one line per request
     const dataplane = lab.spawn('app', ['sh', '-c', `exec "$@" >>${dpLog} 2>&1`, 'sh', ...dpArgs]);
@@ -272,7 +272,7 @@ listen http
     const results = {
       when: new Date().toISOString(),
       duration: Number(d),
-      workers: opts.workers ?? 'default',
+      detour: DETOUR_BIN,
     };
 
     if (only.has('http')) {

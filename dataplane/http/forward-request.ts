@@ -17,6 +17,7 @@ import {
 } from './errors.js';
 import { DestinationTlsError } from './pools.js';
 import { type HeaderList, rewriteRequest, rewriteResponseHeaders } from './rewrite.js';
+import { callUpstream, type UpstreamResponse } from './upstream-call.js';
 
 /** Token-based authentications: a 401 may mean the cached token was revoked, so refetch once. */
 const TOKEN_AUTH = new Set(['OAuth2ClientCredentials', 'OAuth2Password']);
@@ -123,7 +124,7 @@ export async function forwardRequest(
     );
   }
 
-  const send = (authResult: AuthResult): Promise<Dispatcher.ResponseData> => {
+  const send = (authResult: AuthResult): Promise<UpstreamResponse> => {
     const up = rewriteRequest(
       destination,
       { method, url: req.url ?? '/', headers: headerPairs(req.rawHeaders) },
@@ -131,22 +132,25 @@ export async function forwardRequest(
     );
     rec.setUpstream(up.origin, up.path);
     const { pool } = ctx.pools.get(destination, authResult.tls);
-    return pool.request({
-      method: method as Dispatcher.HttpMethod,
-      path: up.path,
-      headers: flatten(up.headers, hasBody),
-      body,
-      signal: abort.signal,
-      headersTimeout: destination.readTimeoutMs,
-      bodyTimeout: destination.readTimeoutMs,
-    });
+    return callUpstream(
+      pool,
+      {
+        method: method as Dispatcher.HttpMethod,
+        path: up.path,
+        headers: flatten(up.headers, hasBody),
+        body,
+        headersTimeout: destination.readTimeoutMs,
+        bodyTimeout: destination.readTimeoutMs,
+      },
+      abort.signal,
+    );
   };
 
-  let response: Dispatcher.ResponseData;
+  let response: UpstreamResponse;
   try {
     response = await send(auth);
     if (response.statusCode === 401 && retryable) {
-      await response.body.dump();
+      await response.dump();
       try {
         auth = await ctx.authenticator.authenticate(destination, { forceRefresh: true });
       } catch (error) {
@@ -172,19 +176,18 @@ export async function forwardRequest(
     );
   } catch (error) {
     // e.g. a header value Node refuses to send: nothing has gone out yet, so say so properly
-    response.body.destroy();
+    response.destroy();
     return sendFailure(invalidResponse(failureCtx, (error as Error).message));
   }
-  const upstreamBody = response.body;
-  upstreamBody.once('error', (error) => {
-    res.destroy();
-    if (abort.signal.aborted) return;
-    // Status and headers are out: the only honest signal left is a broken connection.
-    rec.fail(upstreamFailed(error, failureCtx));
-    rec.error = 'upstream response broke off';
-  });
-  // pipe, not pipeline: pipeline costs an AbortController and a DOMException (with a stack trace) per
-  // response. The app going away is handled by the close handler above: abort() ends the upstream body.
-  upstreamBody.on('data', (chunk: Buffer) => (rec.bytesOut += chunk.length));
-  upstreamBody.pipe(res);
+  // The app going away is handled by the close handler above: abort() ends the upstream request.
+  response.pipeTo(
+    res,
+    (bytes) => (rec.bytesOut += bytes),
+    (error) => {
+      if (abort.signal.aborted) return;
+      // Status and headers are out: the only honest signal left is a broken connection.
+      rec.fail(upstreamFailed(error, failureCtx));
+      rec.error = 'upstream response broke off';
+    },
+  );
 }
