@@ -26,11 +26,15 @@ function reasonOf(error: unknown): string {
  */
 export function forward(client: net.Socket, target: Target, options: ForwardOptions, log: Logger): void {
   const started = Date.now();
+  // noDelay on both sides: the proxy passes on whatever arrives at once. With Nagle on, a small reply
+  // written while an earlier segment is unacknowledged waits for the peer's delayed ACK (up to 40 ms).
+  // Throughput does not suffer: pipe() writes what one read returned (up to 64 KiB) in one call.
   const upstream = net.connect({
     host: target.address,
     port: target.port,
     ...(target.family ? { family: target.family } : {}),
     allowHalfOpen: true,
+    noDelay: true,
   });
   let connected = false;
   let error: string | undefined;
@@ -47,7 +51,6 @@ export function forward(client: net.Socket, target: Target, options: ForwardOpti
   upstream.once('connect', () => {
     connected = true;
     upstream.setTimeout(0);
-    upstream.setNoDelay(true);
     client.setNoDelay(true);
     client.pipe(upstream);
     upstream.pipe(client);

@@ -29,6 +29,7 @@ const { values: opts } = parseArgs({
     json: { type: 'string' },
     perf: { type: 'string' },
     detour: { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 // --detour DIR: another built checkout (e.g. the commit before a change) for BEFORE figures
@@ -216,6 +217,7 @@ listen http
     const dpLog = join(dt, 'dataplane.log');
     const nodeFlags = opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${opts['cpu-prof']}`] : [];
     if (opts.perf) nodeFlags.push('--perf-basic-prof-only-functions');
+    nodeFlags.push(...opts['node-flags'].split(' ').filter(Boolean));
     if (opts['cpu-prof']) mkdirSync(opts['cpu-prof'], { recursive: true, mode: 0o777 });
     if (opts['cpu-prof']) chmodSync(opts['cpu-prof'], 0o777);
     const dpArgs = [
@@ -260,6 +262,14 @@ listen http
     await sleep(500);
 
     const pids = { detour: dataplane.pid, nginx: forwarder.pid, haproxy: haproxy.pid };
+    const idleRssMb = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, rssMb(p)]));
+    const status = readFileSync(`/proc/${dataplane.pid}/status`, 'utf8');
+    idleRssMb.detourSplit = Object.fromEntries(
+      ['RssAnon', 'RssFile', 'RssShmem'].map((f) => [
+        f,
+        Number(new RegExp(`${f}:\\s+(\\d+)`).exec(status)?.[1]) / 1024,
+      ]),
+    );
     const d = opts.duration;
     const wrk = async (url, extra = [], uid = APP_UID, env = {}) => {
       const r = await lab.run('app', ['wrk', '--latency', '-d', `${d}s`, '--timeout', '5s', ...extra, url], {
@@ -273,6 +283,8 @@ listen http
       when: new Date().toISOString(),
       duration: Number(d),
       detour: DETOUR_BIN,
+      nodeFlags,
+      idleRssMb,
     };
 
     if (only.has('http')) {
