@@ -16,7 +16,7 @@ import {
   upstreamFailed,
 } from './errors.js';
 import { DestinationTlsError } from './pools.js';
-import { type HeaderList, rewriteRequest, rewriteResponseHeaders } from './rewrite.js';
+import { type HeaderList, rewriteRawResponseHeaders, rewriteRequest } from './rewrite.js';
 import { callUpstream, type UpstreamResponse } from './upstream-call.js';
 
 /** Token-based authentications: a 401 may mean the cached token was revoked, so refetch once. */
@@ -172,7 +172,7 @@ export async function forwardRequest(
     res.writeHead(
       response.statusCode,
       response.statusText || undefined,
-      rewriteResponseHeaders(response.headers),
+      rewriteRawResponseHeaders(response.rawHeaders),
     );
   } catch (error) {
     // e.g. a header value Node refuses to send: nothing has gone out yet, so say so properly

@@ -8,8 +8,10 @@ import type { Dispatcher } from 'undici';
 export interface UpstreamResponse {
   statusCode: number;
   statusText: string;
-  /** lower-case names; repeated headers as arrays (as undici's request() gives them) */
-  headers: Record<string, string | string[]>;
+  /** lower-case names; repeated headers as arrays (as undici's request() gives them); built on first use */
+  readonly headers: Record<string, string | string[]>;
+  /** as received: [name, value, name, value, ...] */
+  rawHeaders: Buffer[];
   /**
    * Streams the body into `out` and ends it. `onChunk` sees each chunk's size; `onError` is called
    * once when the target breaks off (out is destroyed right after).
@@ -25,7 +27,8 @@ export interface UpstreamResponse {
 const DUMP_LIMIT = 128 * 1024;
 
 function parseHeaders(raw: Buffer[]): Record<string, string | string[]> {
-  const headers: Record<string, string | string[]> = {};
+  // no prototype: a header named __proto__ is just a header
+  const headers = Object.create(null) as Record<string, string | string[]>;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1').toLowerCase();
     const value = raw[i + 1]!.toString('latin1');
@@ -40,7 +43,8 @@ function parseHeaders(raw: Buffer[]): Record<string, string | string[]> {
 class UpstreamCall implements Dispatcher.DispatchHandler, UpstreamResponse {
   statusCode = 0;
   statusText = '';
-  headers: Record<string, string | string[]> = {};
+  rawHeaders: Buffer[] = [];
+  private parsedHeaders?: Record<string, string | string[]>;
   private abortRequest?: (reason?: Error) => void;
   private abortReason?: Error;
   private resumeReading?: () => void;
@@ -64,6 +68,10 @@ class UpstreamCall implements Dispatcher.DispatchHandler, UpstreamResponse {
     this.abortRequest?.(reason);
   }
 
+  get headers(): Record<string, string | string[]> {
+    return (this.parsedHeaders ??= parseHeaders(this.rawHeaders));
+  }
+
   // --- undici's handler interface ---
   onConnect(abort: (reason?: Error) => void): void {
     if (this.abortReason) return abort(this.abortReason);
@@ -74,7 +82,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler, UpstreamResponse {
     if (statusCode < 200) return true; // 1xx: the final response follows
     this.statusCode = statusCode;
     this.statusText = statusText;
-    this.headers = parseHeaders(rawHeaders);
+    this.rawHeaders = rawHeaders;
     this.resumeReading = resume;
     this.responded = true;
     this.resolve(this);
