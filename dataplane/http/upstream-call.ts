@@ -1,7 +1,7 @@
 // One request to a destination's target through undici's dispatch() handler interface rather than
 // request(): no Readable body stream, no promise wrapper around each body, chunks are written straight
-// into the app's response (with backpressure). On a small proxied request this is about a quarter of
-// the dataplane's CPU (bench/profile/README.md).
+// into the app's response (with backpressure). In a minimal Node forwarder: 14 % less CPU per small
+// request at ~800 req/s and 35 % more req/s at saturation (see dataplane/README.md).
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 
