@@ -89,7 +89,7 @@ export async function runDataplane(config: DataplaneConfig): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       log.info({ signal }, 'shutting down');
-      void dataplane.close().finally(() => process.exit(0));
+      void dataplane.close().finally(() => log.flush(() => process.exit(0)));
     });
   }
   log.info(

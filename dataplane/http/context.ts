@@ -83,25 +83,23 @@ export class RequestRecord {
     if (this.done) return;
     this.done = true;
     const durationMs = Math.round((performance.now() - this.started) * 10) / 10;
+    // One literal of fixed shape (pino leaves out undefined fields): cheaper than spreads per request.
+    const failure = this.failure;
     const line = {
       requestId: this.requestId,
       destination: this.destination,
       method: this.method,
-      ...(this.upstream ? { upstream: this.upstream } : {}),
+      upstream: this.upstream || undefined,
       status,
-      ...(this.upstreamStatus !== undefined ? { upstreamStatus: this.upstreamStatus } : {}),
+      upstreamStatus: this.upstreamStatus,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       durationMs,
-      ...(this.retried ? { retried: true } : {}),
-      ...(this.failure
-        ? {
-            errorOrigin: this.failure.origin,
-            errorKind: this.failure.kind,
-            errorMessage: this.failure.message,
-          }
-        : {}),
-      ...(this.error ? { error: this.error } : {}),
+      retried: this.retried || undefined,
+      errorOrigin: failure?.origin,
+      errorKind: failure?.kind,
+      errorMessage: failure?.message,
+      error: this.error || undefined,
     };
     const msg = this.kind === 'upgrade' ? 'http upgrade' : 'http request';
     if (this.failure || this.error) this.ctx.log.warn(line, msg);

@@ -22,7 +22,8 @@ import {
 import { principalPropagationProblem } from '../onprem/request.js';
 import { isConnectivityProxyAnswer, PROXY_ANSWER_MAX_BYTES } from '../onprem/proxy-response.js';
 import { DestinationTlsError } from './pools.js';
-import { type HeaderList, rewriteRequest, rewriteResponseHeaders } from './rewrite.js';
+import { type HeaderList, rewriteRawResponseHeaders, rewriteRequest } from './rewrite.js';
+import { callUpstream, type UpstreamResponse } from './upstream-call.js';
 import { MissingUserTokenError, proxyHop, upstreamVia, wireRequest } from './upstream-route.js';
 
 /** Token-based authentications: a 401 may mean the cached token was revoked, so refetch once. */
@@ -49,19 +50,9 @@ function counter(onBytes: (n: number) => void): Transform {
 }
 
 /** The first line of a proxy's own (short) error body, for the error message. */
-async function proxyAnswerText(body: Dispatcher.ResponseData['body']): Promise<string | undefined> {
-  let text = '';
-  try {
-    for await (const chunk of body) {
-      text += (chunk as Buffer).toString('utf8');
-      if (text.length > PROXY_ANSWER_MAX_BYTES) break;
-    }
-  } catch {
-    return undefined;
-  } finally {
-    body.destroy();
-  }
-  return text.split('\n')[0]?.trim() || undefined;
+async function proxyAnswerText(response: UpstreamResponse): Promise<string | undefined> {
+  const text = await response.text(PROXY_ANSWER_MAX_BYTES + 1);
+  return text?.split('\n')[0]?.trim() || undefined;
 }
 
 async function readAll(req: IncomingMessage): Promise<Buffer> {
@@ -163,7 +154,7 @@ export async function forwardRequest(
     );
   }
 
-  const send = (authResult: AuthResult): Promise<Dispatcher.ResponseData> => {
+  const send = (authResult: AuthResult): Promise<UpstreamResponse> => {
     const up = rewriteRequest(
       destination,
       { method, url: req.url ?? '/', headers: appHeaders },
@@ -172,22 +163,25 @@ export async function forwardRequest(
     rec.setUpstream(up.origin, up.path);
     const wire = wireRequest(destination, via, up, appHeaders, proxyToken);
     const { pool } = ctx.pools.get(destination, authResult.tls, via, wire.identity);
-    return pool.request({
-      method: method as Dispatcher.HttpMethod,
-      path: wire.path,
-      headers: flatten(wire.headers, hasBody),
-      body,
-      signal: abort.signal,
-      headersTimeout: destination.readTimeoutMs,
-      bodyTimeout: destination.readTimeoutMs,
-    });
+    return callUpstream(
+      pool,
+      {
+        method: method as Dispatcher.HttpMethod,
+        path: wire.path,
+        headers: flatten(wire.headers, hasBody),
+        body,
+        headersTimeout: destination.readTimeoutMs,
+        bodyTimeout: destination.readTimeoutMs,
+      },
+      abort.signal,
+    );
   };
 
-  let response: Dispatcher.ResponseData;
+  let response: UpstreamResponse;
   try {
     response = await send(auth);
     if (response.statusCode === 401 && retryable) {
-      await response.body.dump();
+      await response.dump();
       try {
         auth = await ctx.authenticator.authenticate(destination, { forceRefresh: true });
       } catch (error) {
@@ -205,7 +199,7 @@ export async function forwardRequest(
       !rec.retried &&
       (!hasBody || Buffer.isBuffer(body))
     ) {
-      await response.body.dump();
+      await response.dump();
       try {
         proxyToken = await ctx.egress.connectivityProxy!.token(undefined, { rejected: proxyToken });
       } catch (error) {
@@ -230,7 +224,7 @@ export async function forwardRequest(
       (via.kind === 'connectivity-proxy' && isConnectivityProxyAnswer(response.statusCode, response.headers)))
   ) {
     // the proxy answered for itself: its short text goes into x-error-message, never the body as such
-    const detail = await proxyAnswerText(response.body);
+    const detail = await proxyAnswerText(response);
     return sendFailure(proxyRejected(response.statusCode, failureCtx, hop, detail));
   }
   if (ctx.closing()) res.shouldKeepAlive = false;
@@ -238,23 +232,22 @@ export async function forwardRequest(
     res.writeHead(
       response.statusCode,
       response.statusText || undefined,
-      rewriteResponseHeaders(response.headers),
+      rewriteRawResponseHeaders(response.rawHeaders),
     );
   } catch (error) {
     // e.g. a header value Node refuses to send: nothing has gone out yet, so say so properly
-    response.body.destroy();
+    response.destroy();
     return sendFailure(invalidResponse(failureCtx, (error as Error).message));
   }
-  const upstreamBody = response.body;
-  // Before pipeline's handlers: the upstream's error is seen before the app side is torn down.
-  upstreamBody.once('error', (error) => {
-    if (abort.signal.aborted) return;
-    // Status and headers are out: the only honest signal left is a broken connection.
-    rec.fail(upstreamFailed(error, failureCtx));
-    rec.error = 'upstream response broke off';
-  });
-  pipeline(upstreamBody, res, (error) => {
-    if (error) res.destroy();
-  });
-  upstreamBody.on('data', (chunk: Buffer) => (rec.bytesOut += chunk.length));
+  // The app going away is handled by the close handler above: abort() ends the upstream request.
+  response.pipeTo(
+    res,
+    (bytes) => (rec.bytesOut += bytes),
+    (error) => {
+      if (abort.signal.aborted) return;
+      // Status and headers are out: the only honest signal left is a broken connection.
+      rec.fail(upstreamFailed(error, failureCtx));
+      rec.error = 'upstream response broke off';
+    },
+  );
 }

@@ -74,7 +74,7 @@ export class UpstreamPools {
   ): UpstreamEntry {
     const key =
       via.kind === 'direct'
-        ? connectionKey(destination, credentials)
+        ? this.keyOf(destination, credentials)
         : connectionKey(destination, credentials, viaKey(via));
     const mapKey =
       identity === undefined ? destination.name : `${destination.name}\0${identityDigest(identity)}`;
@@ -139,6 +139,16 @@ export class UpstreamPools {
       this.entries.delete(mapKey);
       if (entry) this.retire(mapKey.split('\0')[0] ?? mapKey, entry);
     }
+  }
+
+  /** connectionKey hashes; destinations and key stores are replaced (never mutated) on reload. */
+  private readonly keys = new WeakMap<Destination, { credentials?: TlsClientCredentials; key: string }>();
+  private keyOf(destination: Destination, credentials?: TlsClientCredentials): string {
+    const known = this.keys.get(destination);
+    if (known && known.credentials === credentials) return known.key;
+    const key = connectionKey(destination, credentials);
+    this.keys.set(destination, { credentials, key });
+    return key;
   }
 
   /** Requests still running on a retired pool finish; then its connections close. */

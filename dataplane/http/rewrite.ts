@@ -165,3 +165,26 @@ export function rewriteResponseHeaders(
   }
   return out;
 }
+
+/**
+ * rewriteResponseHeaders for undici's raw `[name, value, ...]` buffers, as a flat `[name, value, ...]`
+ * list for `writeHead` (names keep their case; repeated headers stay separate lines).
+ */
+export function rewriteRawResponseHeaders(raw: Buffer[]): string[] {
+  let dropped: Set<string> | undefined;
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (lower === 'connection') {
+      dropped ??= new Set();
+      for (const t of raw[i + 1]!.toString('latin1').split(','))
+        if (t.trim()) dropped.add(t.trim().toLowerCase());
+    }
+    if (RESPONSE_HOP_BY_HOP.has(lower)) continue;
+    out.push(lower, name, raw[i + 1]!.toString('latin1'));
+  }
+  const headers: string[] = [];
+  for (let i = 0; i < out.length; i += 3) if (!dropped?.has(out[i]!)) headers.push(out[i + 1]!, out[i + 2]!);
+  return headers;
+}

@@ -9,6 +9,7 @@ import {
 } from '../../dataplane/http/errors.js';
 import {
   joinPath,
+  rewriteRawResponseHeaders,
   rewriteRequest,
   rewriteResponseHeaders,
   type HeaderList,
@@ -189,6 +190,42 @@ describe('rewriteResponseHeaders', () => {
         'content-type': 'text/plain',
       }),
     ).toEqual({ 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
+  });
+});
+
+describe('rewriteRawResponseHeaders', () => {
+  const raw = (...pairs: string[]) => pairs.map((p) => Buffer.from(p, 'latin1'));
+
+  test('drops hop-by-hop and Connection-named headers (any case), keeps order, case and repeats', () => {
+    expect(
+      rewriteRawResponseHeaders(
+        raw(
+          'Content-Type',
+          'text/plain',
+          'Set-Cookie',
+          'a=1',
+          'X-Private',
+          '1',
+          'Connection',
+          'keep-alive, X-PRIVATE',
+          'Keep-Alive',
+          'timeout=5',
+          'Transfer-Encoding',
+          'chunked',
+          'Set-Cookie',
+          'b=2',
+        ),
+      ),
+    ).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
+  });
+
+  test('values are passed byte for byte (latin1), a header named __proto__ is just a header', () => {
+    expect(rewriteRawResponseHeaders(raw('x-name', 'caf\xe9', '__proto__', 'x'))).toEqual([
+      'x-name',
+      'caf\xe9',
+      '__proto__',
+      'x',
+    ]);
   });
 });
 
