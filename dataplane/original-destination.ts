@@ -20,13 +20,12 @@ interface Addon {
   getOriginalDestination(fd: number): RawOriginalDestination | null;
 }
 
-const ADDON_PATH = join('build', 'original_dst.node');
 let addon: Addon | undefined;
 
-/** Finds build/original_dst.node above this module: works from the TS sources and from dist/dataplane/. */
-export function findAddon(startDir: string): string | undefined {
+/** Finds build/<file> above this module: works from the TS sources and from dist/dataplane/. */
+export function findAddon(startDir: string, file = 'original_dst.node'): string | undefined {
   for (let dir = startDir; ; dir = dirname(dir)) {
-    const candidate = join(dir, ADDON_PATH);
+    const candidate = join(dir, 'build', file);
     if (existsSync(candidate)) return candidate;
     if (dirname(dir) === dir) return undefined;
   }
@@ -67,7 +66,7 @@ export function classifyOriginalDestination(
  * Node exposes no public fd for a net.Socket; on Unix its TCPWrap handle has an `fd` getter, which is the
  * only way to reach getsockopt() without moving the whole socket into native code.
  */
-function socketFd(socket: Socket): number | undefined {
+export function socketFd(socket: Socket): number | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }

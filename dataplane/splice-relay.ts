@@ -1,0 +1,158 @@
+// Hands a pair of connected TCP sockets to the native splice(2) relay (build/splice_relay.node), which
+// copies bytes both ways on its own thread without passing them through JavaScript.
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { findAddon, socketFd } from './original-destination.js';
+
+export interface RelayResult {
+  /** bytes read from the client (and passed on, unless `error`) */
+  bytesClientToUpstream: number;
+  /** bytes written to the client */
+  bytesUpstreamToClient: number;
+  /** errno code (ECONNRESET, EPIPE, ...) when a socket failed; both sockets are then reset on close */
+  error?: string;
+  /** which socket failed */
+  side?: 'client' | 'upstream';
+  /** ended by a socket being destroyed from JavaScript (e.g. the dataplane shutting down) */
+  cancelled: boolean;
+}
+
+interface NativeReport {
+  id: number;
+  bytesClientToUpstream: number;
+  bytesUpstreamToClient: number;
+  error?: string;
+  side?: 'client' | 'upstream';
+}
+
+interface RelayAddon {
+  start(onDone: (report: NativeReport) => void): void;
+  add(clientFd: number, upstreamFd: number): number;
+  cancel(id: number): void;
+  cancelAll(): void;
+  active(): number;
+}
+
+/** Node's TCPWrap, as far as the handover needs it (not public API: see handOverable()). */
+interface StreamHandle {
+  fd?: number;
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+type Internals = Socket & {
+  _handle?: StreamHandle | null;
+  _readableState?: { ended?: boolean };
+  _destroy: (error: Error | null, callback: (error?: Error | null) => void) => void;
+  encrypted?: boolean;
+};
+
+const pending = new Map<number, (result: RelayResult) => void>();
+let addon: RelayAddon | null | undefined;
+
+function dispatch(report: NativeReport): void {
+  const onDone = pending.get(report.id);
+  if (!onDone) return;
+  pending.delete(report.id);
+  const cancelled = report.error === 'ECANCELED' && report.side === undefined;
+  onDone({
+    bytesClientToUpstream: report.bytesClientToUpstream,
+    bytesUpstreamToClient: report.bytesUpstreamToClient,
+    ...(report.error && !cancelled ? { error: report.error } : {}),
+    ...(report.side ? { side: report.side } : {}),
+    cancelled,
+  });
+}
+
+function loadRelay(): RelayAddon | null {
+  if (addon !== undefined) return addon;
+  const path =
+    process.platform === 'linux'
+      ? findAddon(dirname(fileURLToPath(import.meta.url)), 'splice_relay.node')
+      : undefined;
+  addon = null;
+  if (!path) return addon;
+  const loaded = createRequire(import.meta.url)(path) as RelayAddon;
+  loaded.start((report) => {
+    // An exception thrown here would surface inside the addon's callback; keep it on the event loop.
+    try {
+      dispatch(report);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  });
+  addon = loaded;
+  return addon;
+}
+
+/** The relay is used unless DETOUR_SPLICE=0, on Linux, when build/splice_relay.node exists. */
+export function relayAvailable(): boolean {
+  if (process.env.DETOUR_SPLICE === '0') return false;
+  return loadRelay() !== null;
+}
+
+/**
+ * Stops Node reading from the socket and says whether nothing is buffered in Node, i.e. whether the
+ * kernel's socket holds every byte not yet passed on. pause() alone does not stop libuv from reading
+ * (a paused stream keeps reading until its buffer is full), hence readStop() on the handle, as Node's
+ * own stream code does when push() returns false.
+ */
+function handOverable(socket: Internals): boolean {
+  const handle = socket._handle;
+  if (!handle || socket.destroyed || socket.connecting || socket.encrypted) return false;
+  if (socketFd(socket) === undefined) return false;
+  socket.pause();
+  if (handle.reading) {
+    if (typeof handle.readStop !== 'function' || handle.readStop() !== 0) return false;
+    handle.reading = false;
+  }
+  return (
+    socket.readableLength === 0 &&
+    socket.writableLength === 0 &&
+    socket._readableState?.ended !== true &&
+    socket.writable
+  );
+}
+
+/**
+ * Hands both sockets to the relay thread. Returns false (nothing handed over, reading paused: the caller
+ * pipes them as before, which resumes reading) when the relay is unavailable or a socket is not in a state
+ * where the kernel alone holds its bytes. Otherwise `onDone` runs once, when both directions reached EOF
+ * (FINs passed on as they came) or a socket failed; the caller must then destroy both sockets. Destroying
+ * one of them earlier is safe: it first takes the pair back from the relay thread (synchronously).
+ */
+export function relay(client: Socket, upstream: Socket, onDone: (result: RelayResult) => void): boolean {
+  if (!relayAvailable()) return false;
+  const native = addon!;
+  const sockets = [client, upstream] as Internals[];
+  if (!sockets.every(handOverable)) return false;
+  let id: number;
+  try {
+    id = native.add(socketFd(client)!, socketFd(upstream)!);
+  } catch {
+    return false; // no pipes (EMFILE, ...): the pipe() path still works
+  }
+  pending.set(id, onDone);
+  for (const socket of sockets) {
+    const destroy = socket._destroy;
+    socket._destroy = function (this: Internals, error, callback) {
+      if (pending.has(id)) native.cancel(id);
+      destroy.call(this, error, callback);
+    };
+  }
+  return true;
+}
+
+/** Pairs handed over and not yet reported (tests, diagnostics). */
+export function relayActive(): number {
+  return pending.size;
+}
+
+/** Ends every relayed pair now (each onDone runs with `cancelled: true`). */
+export function cancelAllRelays(): void {
+  if (addon && pending.size > 0) addon.cancelAll();
+}
