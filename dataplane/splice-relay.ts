@@ -40,6 +40,7 @@ interface StreamHandle {
   fd?: number;
   reading?: boolean;
   readStop?: () => number;
+  readStart?: () => number;
 }
 
 type Internals = Socket & {
@@ -99,9 +100,9 @@ export function relayAvailable(): boolean {
  * Stops Node reading from the socket and says whether nothing is buffered in Node, i.e. whether the
  * kernel's socket holds every byte not yet passed on. pause() alone does not stop libuv from reading
  * (a paused stream keeps reading until its buffer is full), hence readStop() on the handle, as Node's
- * own stream code does when push() returns false.
+ * own stream code does when push() returns false. A handle stopped here goes into `stopped`.
  */
-function handOverable(socket: Internals): boolean {
+function handOverable(socket: Internals, stopped: Internals[]): boolean {
   const handle = socket._handle;
   if (!handle || socket.destroyed || socket.connecting || socket.encrypted) return false;
   if (socketFd(socket) === undefined) return false;
@@ -109,6 +110,7 @@ function handOverable(socket: Internals): boolean {
   if (handle.reading) {
     if (typeof handle.readStop !== 'function' || handle.readStop() !== 0) return false;
     handle.reading = false;
+    stopped.push(socket);
   }
   return (
     socket.readableLength === 0 &&
@@ -116,6 +118,20 @@ function handOverable(socket: Internals): boolean {
     socket._readableState?.ended !== true &&
     socket.writable
   );
+}
+
+/**
+ * Undoes handOverable()'s readStop(): the stream may be waiting for the read it started (its own state
+ * says "reading"), which would never come, and pipe() would stall.
+ */
+function restartReading(stopped: Internals[]): void {
+  for (const socket of stopped) {
+    const handle = socket._handle;
+    if (!handle || socket.destroyed || typeof handle.readStart !== 'function') continue;
+    handle.reading = true;
+    const err = handle.readStart();
+    if (err !== 0) socket.destroy(Object.assign(new Error('readStart failed'), { code: 'EIO' }));
+  }
 }
 
 /**
@@ -129,12 +145,17 @@ export function relay(client: Socket, upstream: Socket, onDone: (result: RelayRe
   if (!relayAvailable()) return false;
   const native = addon!;
   const sockets = [client, upstream] as Internals[];
-  if (!sockets.every(handOverable)) return false;
+  const stopped: Internals[] = [];
+  if (!sockets.every((socket) => handOverable(socket, stopped))) {
+    restartReading(stopped);
+    return false;
+  }
   let id: number;
   try {
     id = native.add(socketFd(client)!, socketFd(upstream)!);
   } catch {
-    return false; // no pipes (EMFILE, ...): the pipe() path still works
+    restartReading(stopped); // no pipes (EMFILE, ...): the pipe() path still works
+    return false;
   }
   pending.set(id, onDone);
   for (const socket of sockets) {

@@ -252,6 +252,37 @@ describe('relay on', () => {
     expect(await closedLine(proxy.lines)).toMatchObject({ bytesOut: written, spliced: true });
   });
 
+  test('an upstream with bytes already buffered in Node falls back to pipe() and still works both ways', async () => {
+    const upstreamPort = await startUpstream((s) => {
+      const chunks: Buffer[] = [];
+      s.write('hello\n');
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('end', () => s.end(`got:${Buffer.concat(chunks).toString()}`));
+    });
+    // As after a proxy handshake: connected, paused, the target's greeting already read into Node.
+    const upstream = net.connect({ port: upstreamPort, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(() => upstream.destroy());
+    upstream.pause();
+    upstream.once('connect', () => upstream.read(0)); // reading starts; what arrives stays buffered
+    await waitUntil(() => upstream.readableLength === 6, 'the greeting in the upstream socket');
+    const lines: Line[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) =>
+      forward(s, { address: '127.0.0.1', port: upstreamPort }, { connectTimeoutMs: 2000, upstream }, log),
+    );
+    const client = await connect(await listen(server));
+    let data = '';
+    client.on('data', (c: Buffer) => {
+      data += c.toString();
+      if (data === 'hello\n') client.end('ping');
+    });
+    await new Promise((r) => client.once('end', r));
+    expect(data).toBe('hello\ngot:ping');
+    const closed = await closedLine(lines);
+    expect(closed).toMatchObject({ bytesIn: 4, bytesOut: 14 });
+    expect(closed.spliced).toBeUndefined();
+  });
+
   test('200 concurrent short connections all complete, each logged once', async () => {
     const upstreamPort = await startUpstream((s) => {
       const chunks: Buffer[] = [];
