@@ -52,6 +52,7 @@ type Internals = Socket & {
 
 const pending = new Map<number, (result: RelayResult) => void>();
 let addon: RelayAddon | null | undefined;
+let loadError: string | undefined;
 
 function dispatch(report: NativeReport): void {
   const onDone = pending.get(report.id);
@@ -74,20 +75,33 @@ function loadRelay(): RelayAddon | null {
       ? findAddon(dirname(fileURLToPath(import.meta.url)), 'splice_relay.node')
       : undefined;
   addon = null;
-  if (!path) return addon;
-  const loaded = createRequire(import.meta.url)(path) as RelayAddon;
-  loaded.start((report) => {
-    // An exception thrown here would surface inside the addon's callback; keep it on the event loop.
-    try {
-      dispatch(report);
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
-  });
-  addon = loaded;
+  if (!path) {
+    loadError = 'build/splice_relay.node not found (run `npm run build:native`) or not Linux';
+    return addon;
+  }
+  try {
+    const loaded = createRequire(import.meta.url)(path) as RelayAddon;
+    loaded.start((report) => {
+      // An exception thrown here would surface inside the addon's callback; keep it on the event loop.
+      try {
+        dispatch(report);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    });
+    addon = loaded;
+  } catch (error) {
+    // A broken build must not take the TCP path down: Node's streams still copy.
+    loadError = `${path}: ${(error as Error).message}`;
+  }
   return addon;
+}
+
+/** Why the relay is not available (undefined while it is, or before the first use). */
+export function relayLoadError(): string | undefined {
+  return loadError;
 }
 
 /** The relay is used unless DETOUR_SPLICE=0, on Linux, when build/splice_relay.node exists. */

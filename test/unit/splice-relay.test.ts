@@ -7,7 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { forward } from '../../dataplane/forward.js';
 import { findAddon } from '../../dataplane/original-destination.js';
-import { cancelAllRelays, relayActive, relayAvailable } from '../../dataplane/splice-relay.js';
+import {
+  cancelAllRelays,
+  relayActive,
+  relayAvailable,
+  relayLoadError,
+} from '../../dataplane/splice-relay.js';
 
 // Loopback only: app client -> proxy (forward()) -> upstream, with the splice relay on (and off).
 type Line = Record<string, unknown>;
@@ -103,6 +108,7 @@ function outcome(s: net.Socket): Promise<string> {
 
 test('the relay is built and available unless DETOUR_SPLICE=0', () => {
   expect(relayAvailable()).toBe(true);
+  expect(relayLoadError()).toBeUndefined();
   process.env.DETOUR_SPLICE = '0';
   expect(relayAvailable()).toBe(false);
 });
