@@ -1,7 +1,7 @@
 // Connects to a connection's original destination and copies bytes both ways until both sides are done.
 import net from 'node:net';
 import type { Logger } from './logger.js';
-import { relay, type RelayResult } from './splice-relay.js';
+import { relay, relayAvailable, type RelayResult } from './splice-relay.js';
 
 export interface Target {
   /** an IP address, or a host name (TCP destinations) */
@@ -62,7 +62,15 @@ export function forward(client: net.Socket, target: Target, options: ForwardOpti
     // A tunnel's socket (through a proxy) was opened elsewhere, without the connect option.
     if (options.upstream) upstream.setNoDelay(true);
     client.setNoDelay(true);
-    // The splice(2) relay (splice-relay.ts) when available, else Node streams.
+    // A tunnel whose target spoke first (SMTP, SSH, MySQL) may have its greeting in Node already: pass
+    // it on, then hand over to the relay once it left Node (the relay wants nothing buffered in Node).
+    const early = relayAvailable() && upstream.readableLength > 0 ? (upstream.read() as Buffer | null) : null;
+    if (early) client.write(early, copy);
+    else copy();
+  };
+  // The splice(2) relay (splice-relay.ts) when available, else Node streams.
+  const copy = () => {
+    if (client.destroyed || upstream.destroyed) return;
     if (relay(client, upstream, onRelayDone)) return;
     client.pipe(upstream);
     upstream.pipe(client);

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { afterAll, afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -12,6 +12,7 @@ import {
   relayActive,
   relayAvailable,
   relayLoadError,
+  relay,
 } from '../../dataplane/splice-relay.js';
 
 // Loopback only: app client -> proxy (forward()) -> upstream, with the splice relay on (and off).
@@ -19,8 +20,14 @@ type Line = Record<string, unknown>;
 
 const cleanups: Array<() => void> = [];
 afterEach(() => cleanups.splice(0).forEach((fn) => fn()));
-afterEach(() => {
+// Each test chooses: the relay is on unless a test sets DETOUR_SPLICE=0 (whatever the outer environment says).
+const outerSplice = process.env.DETOUR_SPLICE;
+beforeEach(() => {
   delete process.env.DETOUR_SPLICE;
+});
+afterAll(() => {
+  if (outerSplice === undefined) delete process.env.DETOUR_SPLICE;
+  else process.env.DETOUR_SPLICE = outerSplice;
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -53,6 +60,18 @@ async function startUpstream(onSocket: (s: net.Socket) => void): Promise<number>
   });
   cleanups.push(() => sockets.forEach((s) => s.destroy()));
   return listen(server);
+}
+
+/** A connected loopback pair: [the connecting side, the accepted side (paused on connect)]. */
+async function socketPair(): Promise<[net.Socket, net.Socket]> {
+  let onAccept: (s: net.Socket) => void = () => undefined;
+  const accepted = new Promise<net.Socket>((resolve) => (onAccept = resolve));
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+    cleanups.push(() => s.destroy());
+    onAccept(s);
+  });
+  const client = await connect(await listen(server));
+  return [client, await accepted];
 }
 
 function connect(port: number): Promise<net.Socket> {
@@ -258,7 +277,7 @@ describe('relay on', () => {
     expect(await closedLine(proxy.lines)).toMatchObject({ bytesOut: written, spliced: true });
   });
 
-  test('an upstream with bytes already buffered in Node falls back to pipe() and still works both ways', async () => {
+  test('an upstream with bytes already buffered in Node (a greeting read during a proxy handshake): passed on first, then relayed', async () => {
     const upstreamPort = await startUpstream((s) => {
       const chunks: Buffer[] = [];
       s.write('hello\n');
@@ -285,8 +304,31 @@ describe('relay on', () => {
     await new Promise((r) => client.once('end', r));
     expect(data).toBe('hello\ngot:ping');
     const closed = await closedLine(lines);
-    expect(closed).toMatchObject({ bytesIn: 4, bytesOut: 14 });
-    expect(closed.spliced).toBeUndefined();
+    expect(closed).toMatchObject({ bytesIn: 4, bytesOut: 14, spliced: true });
+  });
+
+  test('relay() refuses a socket with bytes buffered in Node, and the streams still work afterwards', async () => {
+    const upstreamPort = await startUpstream((s) => {
+      s.write('hello\n');
+      s.on('data', (c: Buffer) => s.end(`got:${c.toString()}`));
+    });
+    const upstream = net.connect({ port: upstreamPort, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(() => upstream.destroy());
+    upstream.pause();
+    upstream.once('connect', () => upstream.read(0));
+    await waitUntil(() => upstream.readableLength === 6, 'the greeting in the upstream socket');
+    const [client, server] = await socketPair();
+    expect(relay(server, upstream, () => undefined)).toBe(false);
+    // What relay() stopped must read again: pipe() would stall otherwise.
+    server.pipe(upstream);
+    upstream.pipe(server);
+    let data = '';
+    client.on('data', (c: Buffer) => {
+      data += c.toString();
+      if (data === 'hello\n') client.write('ping');
+    });
+    await new Promise((r) => client.once('end', r));
+    expect(data).toBe('hello\ngot:ping');
   });
 
   test('200 concurrent short connections all complete, each logged once', async () => {
