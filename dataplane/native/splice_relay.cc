@@ -16,6 +16,7 @@
 #include <node_api.h>
 
 #include <cerrno>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -150,6 +151,7 @@ class Relay {
 
   // JS thread. Creates the pipes here so that a failure is reported synchronously (JS then falls back).
   bool Add(napi_env env, int clientFd, int upstreamFd, double* id, int* err) {
+    if (dead_.load()) return *err = EPIPE, false;  // the thread is gone: JS falls back to streams
     int c2u[2], u2c[2];
     if (pipe2(c2u, O_NONBLOCK | O_CLOEXEC) != 0) return *err = errno, false;
     if (pipe2(u2c, O_NONBLOCK | O_CLOEXEC) != 0) {
@@ -206,14 +208,14 @@ class Relay {
   }
 
   void PostAndWait(Command command) {
-    if (!started_ || stopped_) return;
+    if (!started_ || stopped_ || dead_.load()) return;
     std::unique_lock<std::mutex> lock(mutex_);
     command.seq = ++posted_;
     commands_.push_back(command);
     uint64_t one = 1;
     ssize_t ignored = write(eventFd_, &one, sizeof(one));
     (void)ignored;
-    acknowledged_cv_.wait(lock, [&] { return acknowledged_ >= command.seq; });
+    acknowledged_cv_.wait(lock, [&] { return acknowledged_ >= command.seq || dead_.load(); });
   }
 
   // Env teardown (threadsafe function finalized) or destructor: stop the thread, free what is left.
@@ -271,7 +273,14 @@ class Relay {
       int n = epoll_wait(epollFd_, events.data(), static_cast<int>(events.size()), -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        break;  // cannot happen with a valid epoll fd; leave rather than spin
+        // Cannot happen with a valid epoll fd; leave rather than spin, and never let a cancel() wait
+        // for a thread that is gone (new pairs are refused and go the streams way).
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          dead_.store(true);
+        }
+        acknowledged_cv_.notify_all();
+        break;
       }
       bool stop = false;
       for (int i = 0; i < n; i++) {
@@ -440,6 +449,7 @@ class Relay {
 
   bool started_ = false;
   bool stopped_ = false;
+  std::atomic<bool> dead_{false};  // the relay thread left its loop on an epoll failure
   int eventFd_ = -1;
   int epollFd_ = -1;
   napi_threadsafe_function tsfn_ = nullptr;
