@@ -43,6 +43,8 @@ export class DestinationRegistry {
   private readonly order: string[];
   private readonly bySource = new Map<string, { destinations: Destination[]; errors: DestinationError[] }>();
   private entries = new Map<string, Entry>();
+  /** names() of the current entries: the embedded DNS asks for them on every query. */
+  private sortedNames?: string[];
   private overrideList: Override[] = [];
   private readonly listeners = new Set<DestinationListener>();
 
@@ -69,6 +71,7 @@ export class DestinationRegistry {
       }
     }
     this.entries = next;
+    this.sortedNames = undefined;
     this.overrideList = [...definedIn]
       .filter(([, labels]) => labels.length > 1)
       .map(([key, labels]) => ({
@@ -114,9 +117,13 @@ export class DestinationRegistry {
     return this.names().map((name) => this.get(name)!);
   }
 
-  /** Names in effect (as written in their source), sorted. */
-  names(): string[] {
-    return [...this.entries.values()].map((e) => e.destination.name).sort();
+  /**
+   * Names in effect (as written in their source), sorted. The same array until the destinations
+   * change, so callers can tell "unchanged" by identity; do not modify it.
+   */
+  names(): readonly string[] {
+    this.sortedNames ??= [...this.entries.values()].map((e) => e.destination.name).sort();
+    return this.sortedNames;
   }
 
   /** Problems reported by the sources at their last load, in source order. */
