@@ -25,6 +25,19 @@ describe('DestinationRegistry', () => {
     expect(registry.get('unknown')).toBeUndefined();
   });
 
+  test('names(): the same array until the destinations change (the DNS server compares by identity)', () => {
+    const registry = new DestinationRegistry(['file']);
+    registry.update('file', [d('orders'), d('billing')]);
+    const first = registry.names();
+    expect(first).toEqual(['billing', 'orders']);
+    expect(registry.names()).toBe(first);
+    registry.update('file', [d('orders'), d('billing'), d('stock')]);
+    const second = registry.names();
+    expect(second).not.toBe(first);
+    expect(second).toEqual(['billing', 'orders', 'stock']);
+    expect(first).toEqual(['billing', 'orders']);
+  });
+
   test('a source that removes a name uncovers the lower source again', () => {
     const registry = new DestinationRegistry(['file', 'env']);
     registry.update('file', [d('orders', 'file.example.test')]);
