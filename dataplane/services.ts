@@ -9,7 +9,7 @@ import type { DataplaneConfig } from './config.js';
 import { redactDestination } from './destinations/redact.js';
 import { startDestinationSources, type DestinationSources } from './destinations/sources.js';
 import { createConnectivityProxy, type DataplaneConnectivityProxy } from './egress/connectivity-proxy.js';
-import { createEgressProxies } from './egress/egress-proxies.js';
+import { createEgressProxies, proxyForUrl } from './egress/egress-proxies.js';
 import type { EgressContext } from './egress/types.js';
 import { createHttpDestinationHandler, type HttpDestinationHandler } from './http/handler.js';
 import type { Logger } from './logger.js';
@@ -81,12 +81,7 @@ export async function startServices(
     const authenticator = createAuthenticator({
       logger: log.child({ component: 'auth' }),
       // token services on the Internet are reached through the corporate proxy too
-      tokenServiceProxy: (url) =>
-        egressProxies.forTarget(
-          url.hostname.replace(/^\[|\]$/g, ''),
-          Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-          url.protocol === 'https:' ? 'https' : 'http',
-        ),
+      tokenServiceProxy: (url) => proxyForUrl(egressProxies, url),
       metrics: {
         onTokenFetch: (e) => metrics.tokenFetch(e.destination, e.outcome, e.durationMs),
         onCacheHit: (e) => metrics.tokenCache(e.destination, 'hit'),

@@ -37,3 +37,13 @@ export function createEgressProxies(settings: EgressProxySettings): EgressProxie
     },
   };
 }
+
+/** The proxy for an http(s) URL (its host, its port or 80/443, its scheme), or undefined: direct. */
+export function proxyForUrl(proxies: EgressProxies | undefined, url: URL): EgressProxy | undefined {
+  const https = url.protocol === 'https:';
+  return proxies?.forTarget(
+    url.hostname.replace(/^\[|\]$/g, ''),
+    Number(url.port || (https ? 443 : 80)),
+    https ? 'https' : 'http',
+  );
+}

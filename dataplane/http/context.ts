@@ -2,13 +2,19 @@
 // (request id, access log line, metrics).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Authenticator } from '../auth/types.js';
+import type { AuthResult, Authenticator } from '../auth/types.js';
 import type { Destination } from '../destinations/types.js';
 import type { Logger } from '../logger.js';
-import type { FailureKind, ProxyFailure } from './errors.js';
+import {
+  type FailureContext,
+  type FailureKind,
+  type ProxyFailure,
+  authenticationFailed,
+  connectivityTokenFailed,
+} from './errors.js';
 import type { UpstreamPools } from './pools.js';
 import type { HeaderList } from './rewrite.js';
-import type { EgressContext } from './upstream-route.js';
+import type { EgressContext, UpstreamVia } from './upstream-route.js';
 
 /** The destination a connection is for, or a lookup that sees reloads (undefined: removed/invalid). */
 export type DestinationSource = Destination | (() => Destination | undefined);
@@ -113,4 +119,29 @@ export function whyUnusable(destination: Destination): string | undefined {
   if (destination.type !== 'HTTP') return `it is of Type ${destination.type}, not HTTP`;
   if (!destination.url) return 'it has no URL';
   return undefined;
+}
+
+/**
+ * The destination's credentials and, on the connectivity proxy's way, the proxy token; or the failure
+ * to answer the app with (token service down, credentials refused).
+ */
+export async function credentialsFor(
+  ctx: HandlerContext,
+  destination: Destination,
+  via: UpstreamVia,
+  failureCtx: FailureContext,
+): Promise<{ auth: AuthResult; proxyToken?: string } | { failure: ProxyFailure }> {
+  let auth: AuthResult;
+  try {
+    auth = await ctx.authenticator.authenticate(destination);
+  } catch (error) {
+    return { failure: authenticationFailed(error, failureCtx) };
+  }
+  if (via.kind !== 'connectivity-proxy') return { auth };
+  try {
+    const proxyToken = await ctx.egress.connectivityProxy!.token();
+    return proxyToken === undefined ? { auth } : { auth, proxyToken };
+  } catch (error) {
+    return { failure: connectivityTokenFailed(error, failureCtx) };
+  }
 }

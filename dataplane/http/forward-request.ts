@@ -5,7 +5,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AuthResult } from '../auth/types.js';
-import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
+import {
+  type HandlerContext,
+  RequestRecord,
+  credentialsFor,
+  headerPairs,
+  requestIdFor,
+  whyUnusable,
+} from './context.js';
 import {
   type FailureContext,
   type ProxyFailure,
@@ -114,20 +121,9 @@ export async function forwardRequest(
     if (problem) return sendFailure(missingUserToken(problem));
   }
 
-  let auth: AuthResult;
-  try {
-    auth = await ctx.authenticator.authenticate(destination);
-  } catch (error) {
-    return sendFailure(authenticationFailed(error, failureCtx));
-  }
-  let proxyToken: string | undefined;
-  if (via.kind === 'connectivity-proxy') {
-    try {
-      proxyToken = await ctx.egress.connectivityProxy!.token();
-    } catch (error) {
-      return sendFailure(connectivityTokenFailed(error, failureCtx));
-    }
-  }
+  const credentials = await credentialsFor(ctx, destination, via, failureCtx);
+  if ('failure' in credentials) return sendFailure(credentials.failure);
+  let { auth, proxyToken } = credentials;
 
   const contentLength = req.headers['content-length'];
   const chunked = req.headers['transfer-encoding'] !== undefined;

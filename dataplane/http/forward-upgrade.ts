@@ -6,13 +6,17 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { AuthResult } from '../auth/types.js';
-import { type HandlerContext, RequestRecord, headerPairs, requestIdFor, whyUnusable } from './context.js';
+import {
+  type HandlerContext,
+  RequestRecord,
+  credentialsFor,
+  headerPairs,
+  requestIdFor,
+  whyUnusable,
+} from './context.js';
 import {
   type FailureContext,
   type ProxyFailure,
-  authenticationFailed,
-  connectivityTokenFailed,
   missingUserToken,
   proxyRejected,
   destinationInvalid,
@@ -109,21 +113,10 @@ export async function forwardUpgrade(
     if (problem) return sendFailure(missingUserToken(problem));
   }
 
-  let auth: AuthResult;
+  const credentials = await credentialsFor(ctx, destination, via, failureCtx);
+  if ('failure' in credentials) return sendFailure(credentials.failure);
+  const { auth, proxyToken } = credentials;
   let entry: UpstreamEntry;
-  try {
-    auth = await ctx.authenticator.authenticate(destination);
-  } catch (error) {
-    return sendFailure(authenticationFailed(error, failureCtx));
-  }
-  let proxyToken: string | undefined;
-  if (via.kind === 'connectivity-proxy') {
-    try {
-      proxyToken = await ctx.egress.connectivityProxy!.token();
-    } catch (error) {
-      return sendFailure(connectivityTokenFailed(error, failureCtx));
-    }
-  }
   try {
     // the same `via` as requests use, so the destination's pool is not replaced back and forth
     entry = ctx.pools.get(destination, auth.tls, via);

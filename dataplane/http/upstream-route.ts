@@ -1,6 +1,7 @@
 // How a request reaches its destination's target: directly, through the connectivity proxy (OnPremise),
 // or through a corporate egress proxy (Internet, per EgressProxies.forTarget and NO_PROXY).
 import type { Destination } from '../destinations/types.js';
+import { proxyForUrl } from '../egress/egress-proxies.js';
 import { describeProxy, proxyAuthorization } from '../egress/proxy-url.js';
 import type { EgressContext, EgressProxy } from '../egress/types.js';
 import { onPremiseRequest } from '../onprem/request.js';
@@ -18,10 +19,6 @@ export type UpstreamVia =
 export const DIRECT: UpstreamVia = { kind: 'direct' };
 
 export type { EgressContext } from '../egress/types.js';
-
-function defaultPort(url: URL): number {
-  return Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-}
 
 /** The way to the destination's URL, or why there is none (a configuration error). */
 export function upstreamVia(
@@ -46,12 +43,7 @@ export function upstreamVia(
     const endpoint = `${host}:${cp.httpPort}`;
     return { kind: 'connectivity-proxy', origin: `http://${endpoint}`, endpoint };
   }
-  const scheme = url.protocol === 'https:' ? 'https' : 'http';
-  const proxy = egress.egressProxies?.forTarget(
-    url.hostname.replace(/^\[|\]$/g, ''),
-    defaultPort(url),
-    scheme,
-  );
+  const proxy = proxyForUrl(egress.egressProxies, url);
   if (!proxy) return DIRECT;
   return { kind: proxy.kind === 'http' ? 'http-proxy' : 'socks5', proxy, endpoint: describeProxy(proxy) };
 }
